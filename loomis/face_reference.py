@@ -1,0 +1,344 @@
+"""The project's own 3D face reference: MediaPipe's 468 landmarks in the Loomis head frame.
+
+Pose fitting needs a rigid 3D position for every landmark. MediaPipe's canonical face mesh
+is not in the wheel (and must not be copied), so this module *measures* one:
+
+1. **Measure.** MediaPipe's face mesh returns, for every landmark, its image position and
+   a relative depth ``z`` on the scale of ``x``. Read as ``(x·W, -y·H, -z·W)`` that is a
+   3D shape of the face (y up, z towards the camera, like our head frame).
+2. **Pair left with right by mirror matching.** Run the mesh on the photo and on its
+   mirror image: landmark ``i`` of the mirrored run, flipped back, lands on the landmark
+   ``j`` that is ``i``'s mirror partner. A one-to-one assignment gives the involution
+   ``pair``; landmarks paired with themselves lie on the midline.
+3. **Average many views.** The photo is rotated, scaled and mirrored; every measured
+   shape (mirrored ones re-indexed through ``pair`` and reflected) is aligned by
+   similarity Procrustes and averaged, which averages out the network's jitter.
+4. **Symmetrise.** The mean shape and its reflected, re-indexed copy are aligned rigidly
+   and averaged: the result is exactly symmetric about a plane. Its normal is the head's
+   ``+x``. This removes the yaw and roll of the measured photos by construction.
+5. **Loomis frame.** Zero pitch is defined the Loomis way: the face front from the brow
+   point (soft tissue at the brow line on the midline) down to the chin is vertical.
+   The brow line is the mean height of the eyebrow landmarks, the nose line the base of
+   the nose (subnasale), and ``u`` is their distance. Points are stored relative to the
+   brow point in units of ``u``; the ball centre is ``R`` behind it (``R`` comes from the
+   Loomis proportions at load time, so the construction and the fit never disagree).
+
+Depth scale: MediaPipe's ``z`` is only "roughly" on the scale of ``x``. The build reports
+anthropometric ratios so it can be checked, and ``depth_scale`` lets the fit stretch
+depth if a calibration (e.g. against synthetic heads at known poses) asks for it.
+
+Rebuild with ``python -m loomis.face_reference --out loomis/data/face_reference.npz``
+(uses scikit-image's public-domain astronaut photo; ``--photos DIR`` adds more faces).
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["FaceReference", "load_reference", "build_reference", "measure_mesh",
+           "landmark_paths", "N_LANDMARKS", "DEFAULT_PATH"]
+
+N_LANDMARKS = 468
+DEFAULT_PATH = Path(__file__).parent / "data" / "face_reference.npz"
+
+# Named midline landmarks of MediaPipe's topology (indices are the model's output order,
+# an interface, not data): chin bottom, nose base, nose tip, forehead centre.
+CHIN = 152
+SUBNASALE = 2
+NOSE_TIP = 1
+FOREHEAD = 10
+
+
+def landmark_paths() -> dict[str, list[list[int]]]:
+    """Ordered polylines of MediaPipe's feature contours (eyes, brows, lips, nose, oval).
+
+    The package ships them as unordered edge sets; chaining the edges gives paths that
+    can be drawn as strokes.
+    """
+    from mediapipe.python.solutions import face_mesh_connections as c
+
+    groups = {
+        "right_eye": c.FACEMESH_RIGHT_EYE, "left_eye": c.FACEMESH_LEFT_EYE,
+        "right_brow": c.FACEMESH_RIGHT_EYEBROW, "left_brow": c.FACEMESH_LEFT_EYEBROW,
+        "lips": c.FACEMESH_LIPS, "nose": c.FACEMESH_NOSE, "oval": c.FACEMESH_FACE_OVAL,
+    }
+    return {name: _chain(edges) for name, edges in groups.items()}
+
+
+def _chain(edges) -> list[list[int]]:
+    """Split an undirected edge set into maximal paths (closed loops repeat their start)."""
+    adj: dict[int, list[int]] = {}
+    for a, b in edges:
+        adj.setdefault(a, []).append(b)
+        adj.setdefault(b, []).append(a)
+    unused = {frozenset(e) for e in edges}
+    paths = []
+    # start at path ends (odd degree) first, then at any vertex of a remaining loop
+    starts = [v for v in sorted(adj) if len(adj[v]) % 2 == 1] + sorted(adj)
+    for s in starts:
+        while any(frozenset((s, n)) in unused for n in adj[s]):
+            path, v = [s], s
+            while True:
+                nxt = next((n for n in adj[v] if frozenset((v, n)) in unused), None)
+                if nxt is None:
+                    break
+                unused.discard(frozenset((v, nxt)))
+                path.append(nxt)
+                v = nxt
+            paths.append(path)
+    return paths
+
+
+@dataclass(frozen=True)
+class FaceReference:
+    """Landmarks relative to the brow point, in units of u, head axes (x right, y up, z out).
+
+    ``points[i]`` is landmark ``i``; ``pair[i]`` its mirror partner; ``rigid`` marks the
+    landmarks that do not move with expression (used for the fit); the named heights are
+    where the reference face's own lines are (the Loomis ones are 0, -1 and -2 u).
+    """
+
+    points: np.ndarray          # (468, 3)
+    pair: np.ndarray            # (468,) int
+    rigid: np.ndarray           # (468,) bool
+    chin_y: float               # measured chin height (Loomis: -2)
+    eye_y: float                # measured eye-line height (Loomis: about -0.3)
+    mouth_y: float              # measured mouth-line height (Loomis: about -1.33)
+
+    def head_points(self, ball_radius: float, depth_scale: float = 1.0) -> np.ndarray:
+        """Landmarks in the head frame: origin at the ball centre ``ball_radius`` u behind
+        the brow point; ``depth_scale`` stretches z about the brow point."""
+        p = self.points.copy()
+        p[:, 2] *= depth_scale
+        p[:, 2] += ball_radius
+        return p
+
+
+@functools.lru_cache(maxsize=4)
+def load_reference(path: str | Path = DEFAULT_PATH) -> FaceReference:
+    """Load the reference written by :func:`build_reference` (cached; arrays read-only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} is missing; rebuild it with `python -m loomis.face_reference --out {path}`")
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    for k in ("points", "pair", "rigid"):
+        arrays[k].setflags(write=False)
+    return FaceReference(points=arrays["points"], pair=arrays["pair"], rigid=arrays["rigid"],
+                         chin_y=float(arrays["chin_y"]), eye_y=float(arrays["eye_y"]),
+                         mouth_y=float(arrays["mouth_y"]))
+
+
+# --------------------------------------------------------------------------- measuring
+
+def measure_mesh(face_mesh, rgb: np.ndarray) -> np.ndarray | None:
+    """Run a MediaPipe FaceMesh on an RGB uint8 array: the largest face as (468, 3)
+    ``(x·W, -y·H, -z·W)`` (pixels, y up, z towards the camera), or None."""
+    h, w = rgb.shape[:2]
+    res = face_mesh.process(np.ascontiguousarray(rgb))
+    if not res.multi_face_landmarks:
+        return None
+    best = None
+    for lms in res.multi_face_landmarks:
+        a = np.array([(p.x * w, -p.y * h, -p.z * w) for p in lms.landmark[:N_LANDMARKS]])
+        if best is None or np.ptp(a[:, 0]) > np.ptp(best[:, 0]):
+            best = a
+    return best
+
+
+def _similarity(src: np.ndarray, dst: np.ndarray, scale: bool = True):
+    """Umeyama: (s, R, t) minimising |s R src + t - dst|² with a proper rotation R."""
+    ms, md = src.mean(0), dst.mean(0)
+    a, b = src - ms, dst - md
+    u, sig, vt = np.linalg.svd(b.T @ a)
+    d = np.sign(np.linalg.det(u @ vt))
+    dm = np.diag([1.0, 1.0, d])
+    rot = u @ dm @ vt
+    s = float((sig * np.diag(dm)).sum() / (a ** 2).sum()) if scale else 1.0
+    return s, rot, md - s * rot @ ms
+
+
+def _apply(sim, pts):
+    s, rot, t = sim
+    return s * pts @ rot.T + t
+
+
+def _mirror_pairs(m0: np.ndarray, m1_flipped_back: np.ndarray) -> np.ndarray:
+    from scipy.optimize import linear_sum_assignment
+
+    cost = np.linalg.norm(m1_flipped_back[:, None, :] - m0[None, :, :], axis=-1)
+    rows, cols = linear_sum_assignment(cost)
+    pair = np.empty(len(m0), dtype=np.int64)
+    pair[rows] = cols
+    return pair
+
+
+def _views(rgb: np.ndarray):
+    """Rotated / scaled / mirrored copies of a photo, with whether each is mirrored."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    for mirrored in (False, True):
+        base = rgb[:, ::-1] if mirrored else rgb
+        for angle in (-15, -7, 0, 7, 15):
+            for scale in (0.8, 1.0, 1.25):
+                m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
+                yield mirrored, cv2.warpAffine(np.ascontiguousarray(base), m, (w, h),
+                                               flags=cv2.INTER_LINEAR,
+                                               borderMode=cv2.BORDER_REPLICATE)
+
+
+def build_reference(photos: list[np.ndarray], *, verbose: bool = True) -> tuple[dict, dict]:
+    """Derive the reference from RGB photos of (roughly frontal) faces.
+
+    Returns the arrays to save and a report of checks (pairing, symmetry, proportions).
+    """
+    import mediapipe as mp
+
+    fm = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
+                                         refine_landmarks=False)
+    # 2. mirror pairing, voted over all photos
+    votes = np.zeros((N_LANDMARKS, N_LANDMARKS), dtype=np.int64)
+    for rgb in photos:
+        m0 = measure_mesh(fm, rgb)
+        m1 = measure_mesh(fm, rgb[:, ::-1])
+        if m0 is None or m1 is None:
+            raise ValueError("no face found in a reference photo")
+        m1[:, 0] = rgb.shape[1] - m1[:, 0]
+        votes[np.arange(N_LANDMARKS), _mirror_pairs(m0, m1)] += 1
+    pair = votes.argmax(1)
+    involution = int((pair[pair] == np.arange(N_LANDMARKS)).sum())
+    if involution != N_LANDMARKS:
+        raise ValueError(f"mirror pairing is not an involution ({involution}/{N_LANDMARKS})")
+
+    # 3. many views, aligned and averaged (generalised Procrustes)
+    shapes = []
+    for rgb in photos:
+        for mirrored, view in _views(rgb):
+            m = measure_mesh(fm, view)
+            if m is None:
+                continue
+            if mirrored:           # reflect and re-index: the same physical landmarks
+                m = m[pair] * np.array([-1.0, 1.0, 1.0])
+            shapes.append(m)
+    fm.close()
+    mean = shapes[0] - shapes[0].mean(0)
+    for _ in range(4):
+        aligned = np.stack([_apply(_similarity(s, mean), s) for s in shapes])
+        new = aligned.mean(0)
+        new *= math.sqrt((mean ** 2).sum() / (new ** 2).sum())
+        mean = new - new.mean(0)
+    jitter = float(np.sqrt(((aligned - mean) ** 2).sum(-1)).mean())
+
+    # 4. symmetrise: mean of the shape and its aligned mirror image
+    refl = mean[pair] * np.array([-1.0, 1.0, 1.0])
+    sym = 0.5 * (mean + _apply(_similarity(refl, mean, scale=False), refl))
+    lateral = pair != np.arange(N_LANDMARKS)
+    diffs = sym[lateral] - sym[pair[lateral]]
+    _, _, vt = np.linalg.svd(diffs, full_matrices=False)
+    x_axis = vt[0] / np.linalg.norm(vt[0])
+    if x_axis @ (sym[263] - sym[33]) < 0:        # subject's left eye is on the image right
+        x_axis = -x_axis
+    centre = 0.5 * (sym + sym[pair]).mean(0)
+
+    # 5. the Loomis frame: brow point to chin vertical
+    brows = _brow_indices()
+    midline = np.flatnonzero(~lateral)
+    up0 = sym[FOREHEAD] - sym[CHIN]
+    for _ in range(3):
+        y_axis = up0 - (up0 @ x_axis) * x_axis
+        y_axis /= np.linalg.norm(y_axis)
+        z_axis = np.cross(x_axis, y_axis)
+        local = (sym - centre) @ np.stack([x_axis, y_axis, z_axis]).T
+        brow_y = float(local[brows, 1].mean())
+        brow_pt = _profile_point(local, midline, brow_y)
+        chin_pt = local[CHIN]
+        up_local = brow_pt - chin_pt
+        up0 = np.stack([x_axis, y_axis, z_axis]).T @ up_local
+    local[:, 0] -= local[midline, 0].mean()
+    u = brow_y - float(local[SUBNASALE, 1])
+    points = (local - brow_pt) / u
+    points[:, 0] = 0.5 * (points[:, 0] - points[pair, 0])     # exact symmetry in x
+    points[:, 1:] = 0.5 * (points[:, 1:] + points[pair, 1:])
+
+    rigid = _rigid_mask(points)
+    eye_y = float(points[[33, 133, 263, 362], 1].mean())
+    mouth_y = float(points[[61, 291, 13, 14], 1].mean())
+    face_w = float(points[454, 0] - points[234, 0])
+    report = {
+        "views": len(shapes), "landmark_jitter_u": jitter / u,
+        "midline_landmarks": int((~lateral).sum()),
+        "chin_y_u": float(points[CHIN, 1]), "eye_y_u": eye_y, "mouth_y_u": mouth_y,
+        "face_width_u (oval 234-454)": face_w,
+        "nose_tip_protrusion_u": float(points[NOSE_TIP, 2]),
+        "depth_nose_tip_to_oval_side / face_width":
+            float((points[NOSE_TIP, 2] - points[[234, 454], 2].mean()) / face_w),
+        "rigid_landmarks": int(rigid.sum()),
+    }
+    if verbose:
+        print(json.dumps(report, indent=1))
+    arrays = {"points": points.astype(np.float64), "pair": pair.astype(np.int64),
+              "rigid": rigid, "chin_y": np.float64(points[CHIN, 1]),
+              "eye_y": np.float64(eye_y), "mouth_y": np.float64(mouth_y)}
+    return arrays, report
+
+
+def _brow_indices() -> np.ndarray:
+    from mediapipe.python.solutions import face_mesh_connections as c
+
+    edges = c.FACEMESH_LEFT_EYEBROW | c.FACEMESH_RIGHT_EYEBROW
+    return np.array(sorted({i for e in edges for i in e}))
+
+
+def _profile_point(local: np.ndarray, midline: np.ndarray, y: float) -> np.ndarray:
+    """The front of the midline profile at height ``y`` (linear interpolation)."""
+    pts = local[midline]
+    order = np.argsort(pts[:, 1])
+    z = float(np.interp(y, pts[order, 1], pts[order, 2]))
+    near = np.abs(pts[:, 1] - y) < 0.05 * np.ptp(pts[:, 1])
+    if near.any():                # several profile points at this height: the frontmost
+        z = max(z, float(pts[near, 2].max()))
+    return np.array([0.0, y, z])
+
+
+def _rigid_mask(points: np.ndarray) -> np.ndarray:
+    """Landmarks that stay put when the face talks, smiles or blinks: the skull-fixed part
+    of the face (forehead, brows' bony base, nose, cheekbones, temples). Everything lower
+    than just under the nose, and the eyelids, move with expression and are left out."""
+    from mediapipe.python.solutions import face_mesh_connections as c
+
+    lids = {i for e in c.FACEMESH_LEFT_EYE | c.FACEMESH_RIGHT_EYE for i in e}
+    mask = points[:, 1] > -1.1                    # above the upper lip
+    mask[list(lids)] = False
+    return mask
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, default=DEFAULT_PATH)
+    ap.add_argument("--photos", type=Path, default=None,
+                    help="folder of extra frontal portraits to measure as well")
+    args = ap.parse_args(argv)
+    import skimage.data
+
+    from loomis.imageio import load_image
+
+    photos = [skimage.data.astronaut()]
+    if args.photos is not None:
+        photos += [np.asarray(load_image(p)) for p in sorted(args.photos.iterdir())
+                   if p.is_file()]
+    arrays, report = build_reference(photos)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(args.out, **arrays)
+    print(f"wrote {args.out} from {len(photos)} photo(s), {report['views']} views")
+
+
+if __name__ == "__main__":
+    main()

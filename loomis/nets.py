@@ -1,0 +1,458 @@
+"""The networks of pix2pix and CycleGAN: U-Net and ResNet generators, PatchGAN discriminators.
+
+Architectures, defaults and parameter counts match the papers' reference implementation
+(see ``tests/test_nets.py`` for the table). Two things differ on purpose:
+
+* Weight names are flat and readable (``down.3.conv.weight``, ``blocks.4.conv1.weight``)
+  instead of nested ``model.model.1.model.3…`` sequentials.
+* Layers with ``norm="none"`` carry a bias (the reference drops the bias whenever the norm
+  is not instance norm, leaving un-normalised convolutions without one).
+
+:class:`Generator` is a Hugging Face Hub model: ``save_pretrained`` writes ``config.json``
+(everything needed to rebuild it) and ``model.safetensors``; ``from_pretrained`` takes a
+Hub id or a local folder and loads *strictly* and *only* from safetensors, never pickle.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
+from torch import nn
+
+__all__ = [
+    "GeneratorConfig", "Generator", "Discriminator", "PixelDiscriminator", "init_weights",
+    "CheckpointError", "load_weights", "count_parameters", "NORMS", "ARCHS",
+]
+
+NORMS = ("batch", "instance", "none")
+INITS = ("normal", "xavier", "kaiming", "orthogonal")
+RESNET_ARCHS = {"resnet_6blocks": 6, "resnet_9blocks": 9}
+ARCHS = ("unet_32", "unet_64", "unet_128", "unet_256", "unet_512", *RESNET_ARCHS)
+WEIGHTS_NAME = "model.safetensors"
+
+
+class CheckpointError(ValueError):
+    """Weights that cannot be loaded into the model they are offered to."""
+
+
+def _norm_layer(norm: str, channels: int) -> nn.Module:
+    if norm == "batch":
+        return nn.BatchNorm2d(channels, affine=True, track_running_stats=True)
+    if norm == "instance":  # as in the papers: no affine weights, no running statistics
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    return nn.Identity()
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
+
+
+def _check_positive(**values: int) -> None:
+    for name, v in values.items():
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+
+
+def unet_depth(arch: str) -> int:
+    """Number of stride-2 down steps of ``unet_N`` (log2 N); the input must be a multiple of N."""
+    size = int(arch.split("_")[1])
+    depth = int(round(math.log2(size)))
+    if 2 ** depth != size or depth < 5:
+        raise ValueError(f"{arch}: U-Net size must be a power of two >= 32")
+    return depth
+
+
+def min_input_multiple(arch: str) -> int:
+    """Image sides must be a multiple of this for ``arch`` (the network's total stride)."""
+    return 2 ** unet_depth(arch) if arch.startswith("unet_") else 4
+
+
+# ---------------------------------------------------------------------------- U-Net
+
+
+class _Down(nn.Module):
+    """Conv 4×4 stride 2, then norm (not on the outermost or innermost level).
+
+    As in the reference, the conv has no bias under BatchNorm even on the two levels that
+    skip the norm.
+    """
+
+    def __init__(self, cin: int, cout: int, norm: str, use_norm: bool) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 4, 2, 1, bias=norm != "batch")
+        self.norm = _norm_layer(norm, cout) if use_norm else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.conv(x))
+
+
+class _Up(nn.Module):
+    """ReLU, ConvTranspose 4×4 stride 2, norm, optional dropout (or Tanh on the outermost)."""
+
+    def __init__(self, cin: int, cout: int, norm: str, outermost: bool, dropout: bool) -> None:
+        super().__init__()
+        self.conv = nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=outermost or norm != "batch")
+        self.norm = nn.Identity() if outermost else _norm_layer(norm, cout)
+        self.dropout = nn.Dropout(0.5) if dropout else nn.Identity()
+        self.outermost = outermost
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.norm(self.conv(torch.relu(x)))
+        return torch.tanh(y) if self.outermost else self.dropout(y)
+
+
+class UNet(nn.Module):
+    """U-Net of the pix2pix paper with ``depth`` down steps.
+
+    Down step ``i`` has ``ngf·min(2^i, 8)`` channels. Every skip connection carries the
+    LeakyReLU'd activation, exactly what the reference computes (its in-place LeakyReLU
+    rewrites the tensor that is later concatenated). Dropout sits in the up steps of the
+    intermediate ``8·ngf`` levels (levels 4 … depth−2), three of them for ``unet_256``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, ngf: int, norm: str,
+                 dropout: bool, depth: int) -> None:
+        super().__init__()
+        chans = [ngf * min(2 ** i, 8) for i in range(depth)]
+        self.down = nn.ModuleList()
+        self.up = nn.ModuleList()
+        for i in range(depth):
+            cin = in_channels if i == 0 else chans[i - 1]
+            self.down.append(_Down(cin, chans[i], norm, use_norm=0 < i < depth - 1))
+        for i in range(depth):  # up[i] mirrors down[i]; its input is concatenated except innermost
+            cin = chans[i] if i == depth - 1 else 2 * chans[i]
+            cout = out_channels if i == 0 else chans[i - 1]
+            self.up.append(_Up(cin, cout, norm, outermost=i == 0,
+                               dropout=dropout and 4 <= i <= depth - 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        h = x
+        last = len(self.down) - 1
+        for i, down in enumerate(self.down):
+            h = down(h)
+            if i < last:
+                h = nn.functional.leaky_relu(h, 0.2)
+                skips.append(h)
+        for i in range(last, -1, -1):
+            h = self.up[i](h)
+            if i > 0:
+                h = torch.cat([skips[i - 1], h], dim=1)
+        return h
+
+
+# ---------------------------------------------------------------------------- ResNet
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, channels: int, norm: str, dropout: bool) -> None:
+        super().__init__()
+        bias = norm != "batch"
+        self.conv1 = nn.Conv2d(channels, channels, 3, bias=bias)
+        self.norm1 = _norm_layer(norm, channels)
+        self.dropout = nn.Dropout(0.5) if dropout else nn.Identity()
+        self.conv2 = nn.Conv2d(channels, channels, 3, bias=bias)
+        self.norm2 = _norm_layer(norm, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad = nn.functional.pad
+        h = torch.relu(self.norm1(self.conv1(pad(x, (1, 1, 1, 1), mode="reflect"))))
+        h = self.norm2(self.conv2(pad(self.dropout(h), (1, 1, 1, 1), mode="reflect")))
+        return x + h
+
+
+class ResNet(nn.Module):
+    """Johnson et al.'s generator as used by CycleGAN: 2 downsamples, residual blocks, 2 upsamples."""
+
+    def __init__(self, in_channels: int, out_channels: int, ngf: int, norm: str,
+                 dropout: bool, n_blocks: int) -> None:
+        super().__init__()
+        bias = norm != "batch"
+        self.stem = nn.Conv2d(in_channels, ngf, 7, bias=bias)
+        self.stem_norm = _norm_layer(norm, ngf)
+        self.down1 = nn.Conv2d(ngf, ngf * 2, 3, 2, 1, bias=bias)
+        self.down1_norm = _norm_layer(norm, ngf * 2)
+        self.down2 = nn.Conv2d(ngf * 2, ngf * 4, 3, 2, 1, bias=bias)
+        self.down2_norm = _norm_layer(norm, ngf * 4)
+        self.blocks = nn.ModuleList(_ResBlock(ngf * 4, norm, dropout) for _ in range(n_blocks))
+        self.up1 = nn.ConvTranspose2d(ngf * 4, ngf * 2, 3, 2, 1, output_padding=1, bias=bias)
+        self.up1_norm = _norm_layer(norm, ngf * 2)
+        self.up2 = nn.ConvTranspose2d(ngf * 2, ngf, 3, 2, 1, output_padding=1, bias=bias)
+        self.up2_norm = _norm_layer(norm, ngf)
+        self.head = nn.Conv2d(ngf, out_channels, 7)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad = nn.functional.pad
+        h = torch.relu(self.stem_norm(self.stem(pad(x, (3, 3, 3, 3), mode="reflect"))))
+        h = torch.relu(self.down1_norm(self.down1(h)))
+        h = torch.relu(self.down2_norm(self.down2(h)))
+        for block in self.blocks:
+            h = block(h)
+        h = torch.relu(self.up1_norm(self.up1(h)))
+        h = torch.relu(self.up2_norm(self.up2(h)))
+        return torch.tanh(self.head(pad(h, (3, 3, 3, 3), mode="reflect")))
+
+
+# ---------------------------------------------------------------------------- Generator
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Everything needed to rebuild a generator; written to the model's ``config.json``.
+
+    ``image_size`` is the training resolution (inference resizes to it), ``direction`` and
+    the domain names say what the generator translates from and to.
+    """
+
+    arch: str = "unet_256"
+    in_channels: int = 3
+    out_channels: int = 3
+    ngf: int = 64
+    norm: str = "batch"
+    dropout: bool = False
+    image_size: int = 256
+    direction: Literal["AtoB", "BtoA"] = "AtoB"
+    domain_a: str = "photo"
+    domain_b: str = "drawing"
+
+    def __post_init__(self) -> None:
+        _check_choice("arch", self.arch, ARCHS) if not self.arch.startswith("unet_") else None
+        if self.arch.startswith("unet_"):
+            try:
+                unet_depth(self.arch)
+            except (ValueError, IndexError):
+                raise ValueError(f"unknown arch {self.arch!r}; choose one of {', '.join(ARCHS)} "
+                                 "(or unet_N for another power of two N >= 32)") from None
+        _check_choice("norm", self.norm, NORMS)
+        _check_choice("direction", self.direction, ("AtoB", "BtoA"))
+        _check_positive(in_channels=self.in_channels, out_channels=self.out_channels,
+                        ngf=self.ngf, image_size=self.image_size)
+        m = min_input_multiple(self.arch)
+        if self.image_size % m:
+            raise ValueError(f"image_size {self.image_size} is not a multiple of {m}, "
+                             f"which {self.arch} needs")
+
+    @property
+    def source_domain(self) -> str:
+        return self.domain_a if self.direction == "AtoB" else self.domain_b
+
+    @property
+    def target_domain(self) -> str:
+        return self.domain_b if self.direction == "AtoB" else self.domain_a
+
+
+class Generator(nn.Module, PyTorchModelHubMixin, library_name="loomis",
+                tags=["image-to-image", "pix2pix", "cyclegan", "loomis"],
+                repo_url="https://github.com/loomis-art/loomis", license="mit"):
+    """An image-to-image generator (U-Net or ResNet) that travels with its config.
+
+    Input and output are ``(N, C, H, W)`` tensors in [-1, 1]; ``H`` and ``W`` must be
+    multiples of :func:`min_input_multiple` (``loomis.inference`` resizes any image for
+    you). Call ``.eval()`` for inference: dropout off, BatchNorm uses its running
+    statistics. ``from_pretrained`` returns the model in eval mode.
+    """
+
+    def __init__(self, arch: str = "unet_256", in_channels: int = 3, out_channels: int = 3,
+                 ngf: int = 64, norm: str = "batch", dropout: bool = False,
+                 image_size: int = 256, direction: str = "AtoB", domain_a: str = "photo",
+                 domain_b: str = "drawing") -> None:
+        super().__init__()
+        self.config = GeneratorConfig(arch, in_channels, out_channels, ngf, norm, dropout,
+                                      image_size, direction, domain_a, domain_b)
+        c = self.config
+        if c.arch.startswith("unet_"):
+            self.net = UNet(c.in_channels, c.out_channels, c.ngf, c.norm, c.dropout,
+                            unet_depth(c.arch))
+        else:
+            self.net = ResNet(c.in_channels, c.out_channels, c.ngf, c.norm, c.dropout,
+                              RESNET_ARCHS[c.arch])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        if x.dim() != 4 or x.shape[1] != c.in_channels:
+            raise ValueError(f"{c.arch} expects a (N, {c.in_channels}, H, W) tensor, "
+                             f"got shape {tuple(x.shape)}")
+        m = min_input_multiple(c.arch)
+        if x.shape[2] % m or x.shape[3] % m or min(x.shape[2:]) < m:
+            raise ValueError(f"{c.arch} needs height and width that are multiples of {m} "
+                             f"(at least {m}); got {x.shape[2]}x{x.shape[3]}. Resize the "
+                             f"image, or use loomis.inference.Translator, which does")
+        return self.net(x)
+
+    def set_dropout(self, active: bool) -> "Generator":
+        """Keep dropout sampling in eval mode (pix2pix's "dropout as noise at test time")."""
+        for m in self.modules():
+            if isinstance(m, nn.Dropout):
+                m.train(active)
+        return self
+
+    # -- Hub: strict, safetensors only ------------------------------------------------
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, revision: str | None, cache_dir, force_download: bool,
+                         local_files_only: bool, token, map_location: str = "cpu",
+                         strict: bool = True, **model_kwargs) -> "Generator":
+        model = cls(**model_kwargs)
+        if os.path.isdir(model_id):
+            weights = Path(model_id) / WEIGHTS_NAME
+            if not weights.is_file():
+                raise CheckpointError(
+                    f"{model_id} has no {WEIGHTS_NAME}; Loomis loads safetensors weights only "
+                    "(pickled .bin/.pt/.pth files are never opened)")
+        else:
+            weights = hf_hub_download(repo_id=model_id, filename=WEIGHTS_NAME, revision=revision,
+                                      cache_dir=cache_dir, force_download=force_download,
+                                      token=token, local_files_only=local_files_only)
+        load_weights(model, weights, strict=strict)
+        return model.to(map_location).eval()
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True) -> nn.Module:
+    """Load a safetensors file into ``model``, naming every missing, unexpected or misshapen key.
+
+    Tensors are cast to the model's dtype, so half-precision files load into float models.
+    Anything that is not a safetensors file (a pickle, say) is refused before it is parsed.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+    # A safetensors file starts with the little-endian length of its JSON header; a pickle
+    # starts with 0x80 (protocol) or is a zip archive (torch.save) starting with "PK".
+    if head[:2] == b"PK" or head[:1] == b"\x80":
+        raise CheckpointError(f"{path} is a pickle/torch.save file; Loomis never unpickles "
+                              "weights. Convert it to safetensors once, in a trusted session")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not a readable safetensors file: {exc}") from None
+    own = model.state_dict()
+    missing = sorted(set(own) - set(tensors))
+    unexpected = sorted(set(tensors) - set(own))
+    misshapen = [f"{k}: file {tuple(tensors[k].shape)} vs model {tuple(own[k].shape)}"
+                 for k in sorted(set(own) & set(tensors)) if tensors[k].shape != own[k].shape]
+    if misshapen or (strict and (missing or unexpected)):
+        parts = []
+        if missing:
+            parts.append(f"missing keys {_short(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys {_short(unexpected)}")
+        if misshapen:
+            parts.append(f"shape mismatches {_short(misshapen)}")
+        raise CheckpointError(f"{path} does not fit this model ({'; '.join(parts)}). Was it "
+                              "saved for another architecture? Load it with the config.json "
+                              "it was saved with (Generator.from_pretrained(folder))")
+    with torch.no_grad():
+        for k, v in tensors.items():
+            if k in own:
+                own[k].copy_(v)
+    return model
+
+
+def _short(items: list[str], n: int = 6) -> str:
+    more = f" … and {len(items) - n} more" if len(items) > n else ""
+    return ", ".join(items[:n]) + more
+
+
+# ---------------------------------------------------------------------------- Discriminators
+
+
+class Discriminator(nn.Module):
+    """PatchGAN: a grid of real/fake logits, one per overlapping patch.
+
+    ``n_layers=3`` is the 70×70 PatchGAN of the papers (256² input → 30×30 logits).
+    No sigmoid: the GAN losses take logits.
+    """
+
+    def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 3,
+                 norm: str = "batch") -> None:
+        super().__init__()
+        _check_choice("norm", norm, NORMS)
+        _check_positive(in_channels=in_channels, ndf=ndf, n_layers=n_layers)
+        self.in_channels = in_channels
+        bias = norm != "batch"
+        self.convs = nn.ModuleList([nn.Conv2d(in_channels, ndf, 4, 2, 1)])
+        self.norms = nn.ModuleList([nn.Identity()])
+        mult = 1
+        for n in range(1, n_layers + 1):
+            prev, mult = mult, min(2 ** n, 8)
+            stride = 2 if n < n_layers else 1
+            self.convs.append(nn.Conv2d(ndf * prev, ndf * mult, 4, stride, 1, bias=bias))
+            self.norms.append(_norm_layer(norm, ndf * mult))
+        self.head = nn.Conv2d(ndf * mult, 1, 4, 1, 1)
+        # smallest input that still yields a 1×1 map: stride-2 layers halve, the last two shrink by 1
+        self.min_size = 2 ** n_layers * 2 + 2 ** n_layers
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"discriminator expects (N, {self.in_channels}, H, W), "
+                             f"got {tuple(x.shape)}")
+        h = x
+        for conv, norm in zip(self.convs, self.norms):
+            h = nn.functional.leaky_relu(norm(conv(h)), 0.2)
+        return self.head(h)
+
+
+class PixelDiscriminator(nn.Module):
+    """1×1 PatchGAN ("PixelGAN"): judges every pixel's colour on its own."""
+
+    def __init__(self, in_channels: int = 3, ndf: int = 64, norm: str = "batch") -> None:
+        super().__init__()
+        _check_choice("norm", norm, NORMS)
+        _check_positive(in_channels=in_channels, ndf=ndf)
+        self.in_channels = in_channels
+        bias = norm != "batch"
+        self.conv1 = nn.Conv2d(in_channels, ndf, 1)
+        self.conv2 = nn.Conv2d(ndf, ndf * 2, 1, bias=bias)
+        self.norm2 = _norm_layer(norm, ndf * 2)
+        self.head = nn.Conv2d(ndf * 2, 1, 1, bias=bias)
+        self.min_size = 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"discriminator expects (N, {self.in_channels}, H, W), "
+                             f"got {tuple(x.shape)}")
+        h = nn.functional.leaky_relu(self.conv1(x), 0.2)
+        h = nn.functional.leaky_relu(self.norm2(self.conv2(h)), 0.2)
+        return self.head(h)
+
+
+# ---------------------------------------------------------------------------- init & utils
+
+
+def init_weights(net: nn.Module, init: str = "normal", gain: float = 0.02) -> nn.Module:
+    """The papers' initialisation: conv weights N(0, gain) (or xavier/kaiming/orthogonal),
+    biases 0, BatchNorm weights N(1, gain)."""
+    _check_choice("init", init, INITS)
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            if init == "normal":
+                nn.init.normal_(m.weight, 0.0, gain)
+            elif init == "xavier":
+                nn.init.xavier_normal_(m.weight, gain=gain)
+            elif init == "kaiming":
+                nn.init.kaiming_normal_(m.weight, a=0, mode="fan_in")
+            else:
+                nn.init.orthogonal_(m.weight, gain=gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, gain)
+            nn.init.zeros_(m.bias)
+    return net
+
+
+def count_parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def config_dict(gen: Generator) -> dict:
+    """The generator's config as a plain dict (what ``config.json`` holds)."""
+    return asdict(gen.config)

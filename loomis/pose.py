@@ -1,0 +1,312 @@
+"""Head pose from photos: MediaPipe landmarks fitted to the project's own 3D face reference.
+
+For every face the result holds yaw, pitch and roll in the convention of
+:mod:`loomis.camera`, a :class:`~loomis.camera.HeadPose` (ball centre and unit ``u``) and
+the :class:`~loomis.camera.Camera` it was estimated through, so that drawing the Loomis
+construction with ``construction_lines(face.head, face.camera)`` puts it on the face in
+the photo, off-centre faces included (the perspective note of loomis-geometry.md).
+
+How the fit works, and why:
+
+* **Landmarks** come from MediaPipe 0.10.21's legacy face mesh (offline, model in the
+  wheel): 468 points with image positions and a relative depth.
+* **Reference** is :mod:`loomis.face_reference`, measured and symmetrised by this project;
+  its frame is the Loomis head frame, so the fitted pose *is* the construction's pose.
+* **Camera.** A photo's focal length is unknown; we assume a field of view of ``fov_deg``
+  (55° across the longer side, a normal lens or a phone's main camera cropped to a
+  portrait) with the principal point at the image centre. The pose is solved and the
+  construction drawn through that same camera, so the two stay consistent even where the
+  guess is off; a wrong guess mostly changes the estimated distance, little the angles.
+* **Fit** (``method``): ``"pnp"`` (default) solves perspective-n-point on the 2D
+  landmarks of the skull-fixed part of the face (cv2.solvePnP, Levenberg-Marquardt from a
+  weak-perspective start). ``"procrustes"`` aligns MediaPipe's 3D landmarks to the
+  reference (similarity Umeyama) and turns the result by the view ray through the face.
+  ``benchmarks/pose_accuracy.py`` measures both.
+
+Bad input is rejected at the boundary by :func:`loomis.imageio.load_image`; images larger
+than ``max_side`` are downscaled for detection only (landmarks are scaled back).
+"""
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+
+from loomis.camera import Camera, HeadPose, angles_from_matrix
+from loomis.face_reference import N_LANDMARKS, FaceReference, load_reference
+from loomis.imageio import ImageLike, load_image
+
+__all__ = ["PoseConfig", "FacePose", "PoseResult", "PoseEstimator", "NoFaceError",
+           "estimate_poses", "BALL_RADIUS_U"]
+
+#: Loomis ball radius in units of u (loomis-geometry.md: R ≈ 1.4u). The construction in
+#: loomis.head uses its own LoomisProportions; pass its ``ball_radius`` to PoseConfig if
+#: it differs, so the fitted ball centre is the one that gets drawn.
+BALL_RADIUS_U = 1.4
+
+# OpenCV's camera frame (x right, y down, z forward) → ours (x right, y up, z backward)
+_CV_TO_OURS = np.diag([1.0, -1.0, -1.0])
+
+
+class NoFaceError(ValueError):
+    """No usable face in the picture; the message says what was seen and what to try."""
+
+
+@dataclass(frozen=True)
+class PoseConfig:
+    """Options of :class:`PoseEstimator`."""
+
+    max_faces: int = 4                 # faces looked for per image
+    fov_deg: float = 55.0              # assumed field of view across the longer side
+    method: Literal["pnp", "procrustes"] = "pnp"
+    min_face_px: int = 32              # narrower faces are reported as too small
+    max_side: int = 1280               # detection runs on images at most this large
+    min_detection_confidence: float = 0.5
+    refine_landmarks: bool = False     # MediaPipe's iris/lip refinement (slower)
+    ball_radius: float = BALL_RADIUS_U
+    depth_scale: float = 1.0           # stretch of the reference's depth (calibration)
+    tile_small_faces: bool = True      # photos only: look again in overlapping tiles
+
+    def __post_init__(self) -> None:
+        if self.max_faces < 1:
+            raise ValueError(f"max_faces must be at least 1, got {self.max_faces}")
+        if not 1.0 < self.fov_deg < 150.0:
+            raise ValueError(f"fov_deg must be in (1, 150), got {self.fov_deg}")
+        if self.method not in ("pnp", "procrustes"):
+            raise ValueError(f"method must be 'pnp' or 'procrustes', got {self.method!r}")
+        if self.max_side < 64:
+            raise ValueError(f"max_side must be at least 64, got {self.max_side}")
+
+
+@dataclass(frozen=True)
+class FacePose:
+    """One face: angles (degrees), the pose and camera to draw with, and the evidence."""
+
+    yaw: float
+    pitch: float
+    roll: float
+    head: HeadPose                     # scale 1: camera units are Loomis units u
+    camera: Camera                     # the camera the pose was solved through
+    landmarks: np.ndarray              # (468, 2) image pixels, y down
+    depth: np.ndarray                  # (468,) MediaPipe relative depth, pixels, + = nearer
+    box: tuple[float, float, float, float]  # landmark bounding box x0, y0, x1, y1
+    u_pixels: float                    # one Loomis unit at the ball centre, in pixels
+    fit_error: float                   # RMS reprojection error of the fit, in units of u
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    @property
+    def center(self) -> tuple[float, float]:
+        """Image position of the ball centre."""
+        x, y = self.camera.project(np.asarray(self.head.position))
+        return float(x), float(y)
+
+
+@dataclass(frozen=True)
+class PoseResult:
+    """All faces of one image, largest first, and the faces too small to use."""
+
+    faces: list[FacePose]
+    too_small: list[tuple[float, float, float, float]] = field(default_factory=list)
+    size: tuple[int, int] = (0, 0)
+
+    def require(self) -> list[FacePose]:
+        """The faces, or :class:`NoFaceError` explaining why there are none."""
+        if self.faces:
+            return self.faces
+        w, h = self.size
+        if self.too_small:
+            x0, _, x1, _ = self.too_small[0]
+            raise NoFaceError(
+                f"found {len(self.too_small)} face(s) but the largest is only "
+                f"{x1 - x0:.0f} px wide in this {w}x{h} image; crop closer to the face so "
+                f"it is at least a fifth of the picture")
+        raise NoFaceError(
+            f"no face found in this {w}x{h} image; use a photo where one face is clearly "
+            f"visible, lit from the front, not hidden by hands or hair, and at least a "
+            f"fifth of the picture wide")
+
+
+class PoseEstimator:
+    """Landmarks + pose fit, with one MediaPipe FaceMesh reused across calls.
+
+    ``static_image_mode=True`` treats every call as an unrelated photo (detection each
+    time); ``False`` is for a video stream: MediaPipe tracks the face from frame to frame,
+    which is several times faster, so use one estimator per stream.
+
+    Thread safety: MediaPipe graphs are not re-entrant; calls on one estimator are
+    serialised by a lock, so sharing one between threads is safe but not parallel. Use
+    one estimator per thread (or per stream) for throughput.
+    """
+
+    def __init__(self, config: PoseConfig = PoseConfig(), *, static_image_mode: bool = True,
+                 reference: FaceReference | None = None) -> None:
+        import mediapipe as mp
+
+        self.config = config
+        self.static_image_mode = static_image_mode
+        self.reference = reference if reference is not None else load_reference()
+        self._mesh = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=static_image_mode, max_num_faces=config.max_faces,
+            refine_landmarks=config.refine_landmarks,
+            min_detection_confidence=config.min_detection_confidence,
+            min_tracking_confidence=0.5)
+        self._lock = threading.Lock()
+        self._ref = self.reference.head_points(config.ball_radius, config.depth_scale)
+        self._rigid = np.flatnonzero(self.reference.rigid)
+
+    # ------------------------------------------------------------------ public API
+    def estimate(self, image: ImageLike) -> list[FacePose]:
+        """Faces in ``image`` (path, bytes, PIL or numpy), largest first; [] if none."""
+        return self.analyse(image).faces
+
+    def analyse(self, image: ImageLike) -> PoseResult:
+        """Like :meth:`estimate`, but also reports faces too small to use."""
+        rgb = np.asarray(load_image(image))
+        return self.analyse_array(rgb)
+
+    def analyse_array(self, rgb: np.ndarray) -> PoseResult:
+        """Fast path for an ``(H, W, 3)`` uint8 RGB array (a video frame): no conversion."""
+        h, w = rgb.shape[:2]
+        camera = self.camera_for(w, h)
+        meshes = self._landmarks(rgb)
+        if not meshes and self.static_image_mode and self.config.tile_small_faces:
+            meshes = self._landmarks_tiled(rgb)
+        faces, small = [], []
+        for pts in meshes:
+            box = (float(pts[:, 0].min()), float(pts[:, 1].min()),
+                   float(pts[:, 0].max()), float(pts[:, 1].max()))
+            if box[2] - box[0] < self.config.min_face_px:
+                small.append(box)
+                continue
+            faces.append(self._fit(pts, camera, box))
+        faces.sort(key=lambda f: -f.width)
+        small.sort(key=lambda b: -(b[2] - b[0]))
+        return PoseResult(faces, small, (w, h))
+
+    def camera_for(self, width: int, height: int) -> Camera:
+        """The pinhole camera assumed for an image of this size (see module docstring)."""
+        focal = 0.5 * max(width, height) / math.tan(math.radians(self.config.fov_deg) / 2)
+        return Camera(width, height, focal)
+
+    def close(self) -> None:
+        with self._lock:
+            self._mesh.close()
+
+    def __enter__(self) -> "PoseEstimator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ landmarks
+    def _landmarks(self, rgb: np.ndarray) -> list[np.ndarray]:
+        """MediaPipe on a copy no larger than max_side: (468, 3) per face, in full-size
+        pixels, columns x, y (down) and depth (towards the camera, pixels)."""
+        h, w = rgb.shape[:2]
+        small = rgb
+        factor = max(h, w) / self.config.max_side
+        if factor > 1.0:
+            import cv2
+
+            small = cv2.resize(rgb, (round(w / factor), round(h / factor)),
+                               interpolation=cv2.INTER_AREA)
+        with self._lock:
+            res = self._mesh.process(np.ascontiguousarray(small))
+        out = []
+        for lms in res.multi_face_landmarks or []:
+            a = np.array([(p.x, p.y, p.z) for p in lms.landmark[:N_LANDMARKS]])
+            a *= np.array([w, h, -w])        # normalised → full-size pixels
+            out.append(a)
+        return out
+
+    def _landmarks_tiled(self, rgb: np.ndarray) -> list[np.ndarray]:
+        """Small faces: MediaPipe's detector sees the image at 128 px, so faces under a
+        tenth of the picture are missed. Look again in 3x3 overlapping half-size tiles."""
+        h, w = rgb.shape[:2]
+        if min(h, w) < 4 * self.config.min_face_px:
+            return []
+        th, tw = h // 2, w // 2
+        found: list[np.ndarray] = []
+        for y0 in (0, h // 4, h - th):
+            for x0 in (0, w // 4, w - tw):
+                for pts in self._landmarks(rgb[y0:y0 + th, x0:x0 + tw]):
+                    pts = pts + np.array([x0, y0, 0.0])
+                    c = pts[:, :2].mean(0)
+                    if all(np.linalg.norm(c - f[:, :2].mean(0)) > 0.3 * np.ptp(f[:, 0])
+                           for f in found):
+                        found.append(pts)
+        return found[: self.config.max_faces]
+
+    # ------------------------------------------------------------------ the fit
+    def _fit(self, pts: np.ndarray, camera: Camera, box) -> FacePose:
+        rot, pos = _fit_weak(pts, self._ref, self._rigid, camera)
+        if self.config.method == "pnp":
+            rot, pos = _fit_pnp(pts[:, :2], self._ref, self._rigid, camera, rot, pos)
+        head = HeadPose(*angles_from_matrix(rot), scale=1.0, position=tuple(map(float, pos)))
+        proj = camera.project(head.to_camera(self._ref[self._rigid]))
+        u_px = camera.focal / -pos[2]
+        err = float(np.sqrt(((proj - pts[self._rigid, :2]) ** 2).sum(1).mean()) / u_px)
+        return FacePose(head.yaw, head.pitch, head.roll, head, camera,
+                        landmarks=pts[:, :2].copy(), depth=pts[:, 2].copy(), box=box,
+                        u_pixels=float(u_px), fit_error=err)
+
+
+def _fit_weak(pts: np.ndarray, ref: np.ndarray, idx: np.ndarray, camera: Camera):
+    """Weak-perspective fit of MediaPipe's 3D landmarks (similarity Procrustes), turned
+    from the view ray through the face into the camera frame."""
+    from loomis.face_reference import _similarity
+
+    src = ref[idx]
+    dst = np.column_stack([pts[idx, 0], -pts[idx, 1], pts[idx, 2]])  # y up, z nearer
+    s, rot_view, t = _similarity(src, dst)
+    # ball centre's image position and its depth for s pixels per unit at the head
+    cx, cy = camera.principal_point
+    px, py = t[0], -t[1]
+    ray = np.array([(px - cx) / camera.focal, -(py - cy) / camera.focal, -1.0])
+    pos = ray * camera.focal / s
+    return _ray_rotation(ray) @ rot_view, pos
+
+
+def _ray_rotation(ray: np.ndarray) -> np.ndarray:
+    """Smallest rotation taking the optical axis (0, 0, -1) onto ``ray``: what an object
+    that looks frontal to a camera aimed at it looks like to a camera aimed elsewhere."""
+    a = np.array([0.0, 0.0, -1.0])
+    b = ray / np.linalg.norm(ray)
+    v = np.cross(a, b)
+    c = float(a @ b)
+    vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    return np.eye(3) + vx + vx @ vx / (1.0 + c)
+
+
+def _fit_pnp(pts2d, ref, idx, camera: Camera, rot0, pos0):
+    """Perspective-n-point, Levenberg-Marquardt from the weak-perspective start."""
+    import cv2
+
+    cx, cy = camera.principal_point
+    k = np.array([[camera.focal, 0, cx], [0, camera.focal, cy], [0, 0, 1]], dtype=np.float64)
+    rvec, _ = cv2.Rodrigues(_CV_TO_OURS @ rot0)
+    tvec = (_CV_TO_OURS @ pos0).reshape(3, 1)
+    rvec, tvec = cv2.solvePnPRefineLM(ref[idx].astype(np.float64),
+                                      pts2d[idx].astype(np.float64), k, None, rvec, tvec)
+    rot = _CV_TO_OURS @ cv2.Rodrigues(rvec)[0]
+    pos = _CV_TO_OURS @ tvec.ravel()
+    if pos[2] >= 0:      # a degenerate solution behind the camera: keep the weak one
+        return rot0, pos0
+    return rot, pos
+
+
+def estimate_poses(image: ImageLike, config: PoseConfig = PoseConfig()) -> list[FacePose]:
+    """Poses of all faces in one photo, largest first (``[]`` when there is none).
+
+    Builds a :class:`PoseEstimator` per call (about 30 ms); keep one estimator for many
+    images or for video.
+    """
+    with PoseEstimator(config) as est:
+        return est.estimate(image)
