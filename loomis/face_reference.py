@@ -17,7 +17,9 @@ is not in the wheel (and must not be copied), so this module *measures* one:
    and averaged: the result is exactly symmetric about a plane. Its normal is the head's
    ``+x``. This removes the yaw and roll of the measured photos by construction.
 5. **Loomis frame.** Zero pitch is defined the Loomis way: the face front from the brow
-   point (soft tissue at the brow line on the midline) down to the chin is vertical.
+   point (soft tissue at the brow line on the midline) down to the front of the chin
+   (soft-tissue pogonion) is vertical; anthropometric norms put this line within a few
+   degrees of perpendicular to the Frankfurt horizontal that head-pose datasets use.
    The brow line is the mean height of the eyebrow landmarks, the nose line the base of
    the nose (subnasale), and ``u`` is their distance. Points are stored relative to the
    brow point in units of ``u``; the ball centre is ``R`` behind it (``R`` comes from the
@@ -259,7 +261,7 @@ def build_reference(photos: list[np.ndarray], *, verbose: bool = True) -> tuple[
         local = (sym - centre) @ np.stack([x_axis, y_axis, z_axis]).T
         brow_y = float(local[brows, 1].mean())
         brow_pt = _profile_point(local, midline, brow_y)
-        chin_pt = local[CHIN]
+        chin_pt = _chin_point(local, midline, float(local[CHIN, 1]))
         up_local = brow_pt - chin_pt
         up0 = np.stack([x_axis, y_axis, z_axis]).T @ up_local
     local[:, 0] -= local[midline, 0].mean()
@@ -306,6 +308,16 @@ def _profile_point(local: np.ndarray, midline: np.ndarray, y: float) -> np.ndarr
     if near.any():                # several profile points at this height: the frontmost
         z = max(z, float(pts[near, 2].max()))
     return np.array([0.0, y, z])
+
+
+def _chin_point(local: np.ndarray, midline: np.ndarray, menton_y: float) -> np.ndarray:
+    """Soft-tissue pogonion: the frontmost midline point of the chin (between the lower
+    lip's fold and the chin's bottom)."""
+    lip_y = float(local[17, 1])               # lower edge of the lower lip
+    lo = menton_y + 0.15 * (lip_y - menton_y)
+    hi = menton_y + 0.7 * (lip_y - menton_y)
+    band = midline[(local[midline, 1] >= lo) & (local[midline, 1] <= hi)]
+    return local[band[np.argmax(local[band, 2])]]
 
 
 def _rigid_mask(points: np.ndarray) -> np.ndarray:

@@ -28,9 +28,11 @@ than ``max_side`` are downscaled for detection only (landmarks are scaled back).
 """
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -69,7 +71,7 @@ class PoseConfig:
     refine_landmarks: bool = False     # MediaPipe's iris/lip refinement (slower)
     ball_radius: float = BALL_RADIUS_U
     depth_scale: float = 1.0           # stretch of the reference's depth (calibration)
-    tile_small_faces: bool = True      # photos only: look again in overlapping tiles
+    find_small_faces: bool = True      # photos only: look again with a Haar detector
 
     def __post_init__(self) -> None:
         if self.max_faces < 1:
@@ -84,12 +86,20 @@ class PoseConfig:
 
 @dataclass(frozen=True)
 class FacePose:
-    """One face: angles (degrees), the pose and camera to draw with, and the evidence."""
+    """One face: angles (degrees), the pose and camera to draw with, and the evidence.
+
+    ``yaw``, ``pitch`` and ``roll`` are the head's rotation *relative to the line of
+    sight* (a virtual camera aimed at the ball centre): how turned the head looks, the
+    quantity head-pose datasets label, and independent of where the face sits in the
+    frame and of the assumed focal length. ``head`` is the same pose in the camera frame
+    of ``camera`` (its angles differ for off-centre faces by the direction of the line of
+    sight); draw with ``head`` and ``camera`` together.
+    """
 
     yaw: float
     pitch: float
     roll: float
-    head: HeadPose                     # scale 1: camera units are Loomis units u
+    head: HeadPose                     # camera frame; scale 1: camera units are u
     camera: Camera                     # the camera the pose was solved through
     landmarks: np.ndarray              # (468, 2) image pixels, y down
     depth: np.ndarray                  # (468,) MediaPipe relative depth, pixels, + = nearer
@@ -176,9 +186,10 @@ class PoseEstimator:
         h, w = rgb.shape[:2]
         camera = self.camera_for(w, h)
         meshes = self._landmarks(rgb)
-        if not meshes and self.static_image_mode and self.config.tile_small_faces:
-            meshes = self._landmarks_tiled(rgb)
-        faces, small = [], []
+        small: list[tuple[float, float, float, float]] = []
+        if not meshes and self.static_image_mode and self.config.find_small_faces:
+            meshes, small = self._landmarks_small(rgb)
+        faces = []
         for pts in meshes:
             box = (float(pts[:, 0].min()), float(pts[:, 1].min()),
                    float(pts[:, 0].max()), float(pts[:, 1].max()))
@@ -226,23 +237,55 @@ class PoseEstimator:
             out.append(a)
         return out
 
-    def _landmarks_tiled(self, rgb: np.ndarray) -> list[np.ndarray]:
-        """Small faces: MediaPipe's detector sees the image at 128 px, so faces under a
-        tenth of the picture are missed. Look again in 3x3 overlapping half-size tiles."""
+    def _landmarks_small(self, rgb: np.ndarray):
+        """Small faces: MediaPipe's detector sees the whole picture at 128 px and misses
+        faces narrower than about a sixth of it. OpenCV's Haar cascades (shipped in the
+        wheel) find small frontal and profile faces; MediaPipe then runs on a crop around
+        each candidate, which brings the face up to a size it handles. Returns the
+        meshes and the boxes of candidates too small for landmarks at all."""
+        import cv2
+
         h, w = rgb.shape[:2]
-        if min(h, w) < 4 * self.config.min_face_px:
-            return []
-        th, tw = h // 2, w // 2
-        found: list[np.ndarray] = []
-        for y0 in (0, h // 4, h - th):
-            for x0 in (0, w // 4, w - tw):
-                for pts in self._landmarks(rgb[y0:y0 + th, x0:x0 + tw]):
-                    pts = pts + np.array([x0, y0, 0.0])
-                    c = pts[:, :2].mean(0)
-                    if all(np.linalg.norm(c - f[:, :2].mean(0)) > 0.3 * np.ptp(f[:, 0])
-                           for f in found):
-                        found.append(pts)
-        return found[: self.config.max_faces]
+        factor = max(1.0, max(h, w) / self.config.max_side)
+        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        if factor > 1.0:
+            gray = cv2.resize(gray, (round(w / factor), round(h / factor)),
+                              interpolation=cv2.INTER_AREA)
+        gray = cv2.equalizeHist(gray)
+        min_px = max(12, int(0.6 * self.config.min_face_px / factor))
+        boxes = []
+        for name, flip in (("haarcascade_frontalface_default.xml", False),
+                           ("haarcascade_profileface.xml", False),
+                           ("haarcascade_profileface.xml", True)):
+            img = gray[:, ::-1] if flip else gray
+            found = _cascade(name).detectMultiScale(img, scaleFactor=1.1, minNeighbors=5,
+                                                    minSize=(min_px, min_px))
+            for x, y, bw, bh in (found if len(found) else []):
+                if flip:
+                    x = img.shape[1] - x - bw
+                boxes.append(np.array([x, y, bw, bh], dtype=np.float64) * factor)
+        boxes.sort(key=lambda b: -b[2])
+        meshes: list[np.ndarray] = []
+        tiny: list[tuple[float, float, float, float]] = []
+        for x, y, bw, bh in boxes[: 3 * self.config.max_faces]:
+            cx, cy, half = x + bw / 2, y + bh / 2, 1.3 * max(bw, bh)
+            x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
+            x1, y1 = int(min(w, cx + half)), int(min(h, cy + half))
+            crop = rgb[y0:y1, x0:x1]
+            if min(crop.shape[:2]) < 8:
+                continue
+            found_here = self._landmarks(crop)
+            if not found_here and bw < 2 * self.config.min_face_px:
+                tiny.append((float(x), float(y), float(x + bw), float(y + bh)))
+            for pts in found_here:
+                pts = pts + np.array([x0, y0, 0.0])
+                c = pts[:, :2].mean(0)
+                if all(np.linalg.norm(c - m[:, :2].mean(0)) > 0.3 * np.ptp(m[:, 0])
+                       for m in meshes):
+                    meshes.append(pts)
+            if len(meshes) >= self.config.max_faces:
+                break
+        return meshes, (tiny if not meshes else [])
 
     # ------------------------------------------------------------------ the fit
     def _fit(self, pts: np.ndarray, camera: Camera, box) -> FacePose:
@@ -250,12 +293,30 @@ class PoseEstimator:
         if self.config.method == "pnp":
             rot, pos = _fit_pnp(pts[:, :2], self._ref, self._rigid, camera, rot, pos)
         head = HeadPose(*angles_from_matrix(rot), scale=1.0, position=tuple(map(float, pos)))
+        # the reported angles are relative to the line of sight (see FacePose)
+        yaw, pitch, roll = angles_from_matrix(_ray_rotation(pos).T @ rot)
         proj = camera.project(head.to_camera(self._ref[self._rigid]))
         u_px = camera.focal / -pos[2]
         err = float(np.sqrt(((proj - pts[self._rigid, :2]) ** 2).sum(1).mean()) / u_px)
-        return FacePose(head.yaw, head.pitch, head.roll, head, camera,
+        return FacePose(yaw, pitch, roll, head, camera,
                         landmarks=pts[:, :2].copy(), depth=pts[:, 2].copy(), box=box,
                         u_pixels=float(u_px), fit_error=err)
+
+
+@functools.lru_cache(maxsize=4)
+def _cascade_cached(name: str, thread: int):
+    import cv2
+
+    path = Path(cv2.data.haarcascades) / name
+    cascade = cv2.CascadeClassifier(str(path))
+    if cascade.empty():
+        raise RuntimeError(f"OpenCV's {path} is missing; reinstall opencv-contrib-python")
+    return cascade
+
+
+def _cascade(name: str):
+    """One loaded cascade per thread (a CascadeClassifier is not safe to share)."""
+    return _cascade_cached(name, threading.get_ident())
 
 
 def _fit_weak(pts: np.ndarray, ref: np.ndarray, idx: np.ndarray, camera: Camera):

@@ -1,0 +1,215 @@
+"""Head pose on a real photo (scikit-image's astronaut) and on awkward inputs."""
+from __future__ import annotations
+
+import io
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from loomis.camera import angles_from_matrix
+from loomis.face_reference import load_reference
+from loomis.imageio import ImageError
+from loomis.pose import FacePose, NoFaceError, PoseConfig, PoseEstimator, estimate_poses
+
+skimage_data = pytest.importorskip("skimage.data")
+
+
+@pytest.fixture(scope="module")
+def estimator():
+    with PoseEstimator() as est:
+        yield est
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> Image.Image:
+    return Image.fromarray(skimage_data.astronaut())
+
+
+@pytest.fixture(scope="module")
+def base(estimator, astronaut) -> FacePose:
+    faces = estimator.estimate(astronaut)
+    assert len(faces) == 1
+    return faces[0]
+
+
+def _angle_diff(a: float, b: float) -> float:
+    return (a - b + 180.0) % 360.0 - 180.0
+
+
+def test_astronaut_reads_near_frontal(base, astronaut):
+    assert abs(base.yaw) < 15 and abs(base.pitch) < 15 and abs(base.roll) < 15
+    x0, y0, x1, y1 = base.box
+    assert 0 <= x0 < x1 <= astronaut.width and 0 <= y0 < y1 <= astronaut.height
+    assert base.landmarks.shape == (468, 2) and base.depth.shape == (468,)
+    assert base.fit_error < 0.1          # the rigid reference explains the landmarks
+    assert 25 < base.u_pixels < 60       # one third of a face ~93 px wide
+
+
+def test_pose_and_camera_put_the_reference_on_the_face(base):
+    """Drawing through (head, camera) lands where the landmarks are: this is the promise
+    the engine relies on."""
+    ref = load_reference().head_points(PoseConfig().ball_radius)
+    proj = base.camera.project(base.head.to_camera(ref))
+    err = np.linalg.norm(proj - base.landmarks, axis=1)
+    assert np.median(err) < 0.1 * base.u_pixels
+    # the reported angles and the camera-frame pose agree for a near-central face
+    assert max(abs(_angle_diff(a, b)) for a, b in
+               zip((base.yaw, base.pitch, base.roll), (base.head.yaw, base.head.pitch,
+                                                         base.head.roll))) < 25
+
+
+def test_mirroring_flips_yaw_and_roll(estimator, astronaut, base):
+    m = estimator.estimate(astronaut.transpose(Image.Transpose.FLIP_LEFT_RIGHT))[0]
+    assert abs(m.yaw + base.yaw) < 3
+    assert abs(m.roll + base.roll) < 3
+    assert abs(m.pitch - base.pitch) < 3
+
+
+@pytest.mark.parametrize("theta", [-20, 20])
+def test_rotating_the_photo_shifts_roll(estimator, astronaut, base, theta):
+    rotated = astronaut.rotate(theta, expand=True, resample=Image.Resampling.BICUBIC)
+    r = estimator.estimate(rotated)[0]
+    assert abs(_angle_diff(r.roll, base.roll + theta)) < 2.5
+    assert abs(r.yaw - base.yaw) < 4 and abs(r.pitch - base.pitch) < 4
+
+
+def test_off_centre_face_keeps_its_apparent_angles(estimator, astronaut, base):
+    canvas = Image.new("RGB", (1100, 900), (90, 100, 110))
+    canvas.paste(astronaut, (1100 - 512, 900 - 512))
+    f = estimator.estimate(canvas)[0]
+    assert abs(f.yaw - base.yaw) < 5 and abs(f.pitch - base.pitch) < 5
+    assert abs(f.roll - base.roll) < 3
+    # the camera-frame pose is turned by the line of sight, and the ball centre projects
+    # inside the face box of the big picture
+    x, y = f.center
+    assert f.box[0] < x < f.box[2] and f.box[1] < y < f.box[3]
+    assert abs(f.head.yaw - f.yaw) > 3
+
+
+def test_several_faces_largest_first(estimator, astronaut):
+    canvas = Image.new("RGB", (1024, 512), (255, 255, 255))
+    canvas.paste(astronaut.resize((400, 400)), (0, 56))
+    canvas.paste(astronaut, (512, 0))
+    faces = estimator.estimate(canvas)
+    assert len(faces) == 2
+    assert faces[0].width > faces[1].width
+    assert faces[0].box[0] > 512 > faces[1].box[2]
+
+
+def test_no_face_gives_empty_list_and_clear_error(estimator):
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 255, (300, 400, 3), dtype=np.uint8)
+    result = estimator.analyse(noise)
+    assert result.faces == []
+    with pytest.raises(NoFaceError, match="no face found in this 400x300 image"):
+        result.require()
+
+
+def test_small_faces_are_found_and_tiny_ones_reported(estimator, astronaut):
+    canvas = Image.new("RGB", (1000, 800), (120, 130, 140))
+    canvas.paste(astronaut.resize((256, 256)), (600, 200))    # face ~47 px in 1000 px
+    faces = estimator.estimate(canvas)
+    assert len(faces) == 1 and 35 < faces[0].width < 60
+    assert abs(faces[0].yaw) < 15 and abs(faces[0].pitch) < 15
+
+    strict = PoseEstimator(PoseConfig(min_face_px=80))
+    try:
+        result = strict.analyse(canvas)
+    finally:
+        strict.close()
+    assert result.faces == [] and len(result.too_small) == 1
+    with pytest.raises(NoFaceError, match="only 4.* px wide"):
+        result.require()
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "CMYK", "P", "I;16"])
+def test_image_modes(estimator, astronaut, base, mode):
+    if mode == "I;16":
+        img = Image.fromarray((np.asarray(astronaut.convert("L"), np.uint16) * 257))
+        assert img.mode.startswith("I;16")
+    else:
+        img = astronaut.convert(mode)
+    f = estimator.estimate(img)[0]
+    assert abs(f.yaw - base.yaw) < 5 and abs(f.pitch - base.pitch) < 5
+    assert abs(f.roll - base.roll) < 5
+
+
+def test_numpy_16bit_and_float_arrays(estimator, astronaut):
+    a16 = np.asarray(astronaut, np.uint16) * 257
+    assert len(estimator.estimate(a16)) == 1
+    assert len(estimator.estimate(np.asarray(astronaut, np.float32) / 255.0)) == 1
+
+
+def test_huge_image_is_downscaled_for_detection(estimator, astronaut, base):
+    huge = astronaut.resize((3000, 3000), Image.Resampling.BILINEAR)
+    f = estimator.estimate(huge)[0]
+    scale = 3000 / 512
+    assert abs(f.width - base.width * scale) < 0.1 * base.width * scale
+    assert abs(f.u_pixels - base.u_pixels * scale) < 0.15 * base.u_pixels * scale
+    assert f.camera.width == 3000
+
+
+def test_exif_rotated_phone_photo_is_upright(estimator, astronaut, base):
+    sideways = astronaut.transpose(Image.Transpose.ROTATE_90)   # stored on its side
+    exif = Image.Exif()
+    exif[0x0112] = 6                                            # "rotate 90 CW to view"
+    buf = io.BytesIO()
+    sideways.save(buf, "JPEG", exif=exif, quality=92)
+    f = estimator.estimate(buf.getvalue())[0]
+    assert abs(_angle_diff(f.roll, base.roll)) < 4
+
+
+def test_non_images_and_truncated_files_raise_image_error(estimator, astronaut, tmp_path):
+    with pytest.raises(ImageError):
+        estimator.estimate(b"this is not a picture")
+    buf = io.BytesIO()
+    astronaut.save(buf, "PNG")
+    path = tmp_path / "cut.png"
+    path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    with pytest.raises(ImageError, match="cut.png"):
+        estimator.estimate(path)
+    with pytest.raises(ImageError):
+        estimator.estimate(np.zeros((10, 10, 7), np.uint8))
+
+
+def test_video_mode_tracks_the_same_pose(astronaut, base):
+    frame = np.asarray(astronaut)
+    with PoseEstimator(static_image_mode=False) as video:
+        poses = [video.analyse_array(frame).faces[0] for _ in range(3)]
+    for p in poses:
+        assert abs(p.yaw - base.yaw) < 3 and abs(p.pitch - base.pitch) < 3
+
+
+def test_one_estimator_shared_between_threads(estimator, astronaut, base):
+    out: list[float] = []
+
+    def work():
+        for _ in range(3):
+            out.append(estimator.estimate(astronaut)[0].yaw)
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(out) == 6 and max(abs(y - base.yaw) for y in out) < 1e-6
+
+
+def test_procrustes_method_agrees_with_pnp(astronaut, base):
+    faces = estimate_poses(astronaut, PoseConfig(method="procrustes"))
+    assert abs(faces[0].yaw - base.yaw) < 5 and abs(faces[0].pitch - base.pitch) < 6
+
+
+def test_head_rotation_matches_reported_convention(base):
+    yaw, pitch, roll = angles_from_matrix(base.head.rotation)
+    assert (yaw, pitch, roll) == pytest.approx((base.head.yaw, base.head.pitch,
+                                                 base.head.roll), abs=1e-6)
+
+
+def test_config_is_validated():
+    with pytest.raises(ValueError, match="method"):
+        PoseConfig(method="guess")
+    with pytest.raises(ValueError, match="max_faces"):
+        PoseConfig(max_faces=0)
