@@ -264,7 +264,7 @@ def _face_lines(p: LoomisProportions, n: int) -> list:
     R = p.radius
     t = _arc(n // 2, 0.0, 2 * math.pi)[:-1]
     for s in (1.0, -1.0):
-        x = s * p.eye_spacing + p.eye_half_width * np.cos(t)
+        x = s * (p.eye_spacing + p.eye_half_width * np.cos(t))   # mirror-exact samples
         lid = np.where(np.sin(t) > 0, 1.0, 0.8)      # the upper lid arches higher
         y = p.brow_y - p.eye_drop + p.eye_half_height * np.sin(t) * lid
         z = np.sqrt(np.clip(R * R - x * x - y * y, 0.0, None))
