@@ -1,0 +1,196 @@
+"""The geometric engine: photo in, Loomis construction drawn in each face's own pose out.
+
+A GAN cannot make the geometric change from a photo to its construction; this module
+does it explicitly. :mod:`loomis.pose` finds every face and its 3D pose through an
+assumed pinhole camera, :func:`loomis.head.construction_lines` projects the construction
+through *that same camera* (so off-centre faces get the perspective they were measured
+with), and :func:`loomis.draw.draw_strokes` inks it over a background:
+
+* ``"faded"``  the photo washed towards white, so the lines read clearly;
+* ``"pencil"`` the photo as a pencil drawing (colour dodge of a blurred inverse);
+* ``"paper"``  blank paper: the construction alone (the pix2pix target);
+* ``"photo"``  the photo unchanged.
+
+``features=True`` also sketches the face's own eyes, brows, nose, mouth and jaw contour
+from the landmarks, the step after the construction in a Loomis drawing.
+
+:func:`photo_to_loomis` is for photos (raises :class:`NoFaceError` when there is no
+face); :func:`live_frame` is for a webcam stream (numpy in, numpy out, never raises for
+a frame without a face: it comes back unchanged).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Literal
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from loomis.draw import DrawStyle, draw_strokes
+from loomis.face_reference import landmark_paths, load_reference
+from loomis.head import LoomisProportions, Stroke, construction_lines
+from loomis.imageio import ImageLike, load_image
+from loomis.pose import FacePose, NoFaceError, PoseConfig, PoseEstimator
+
+__all__ = ["photo_to_loomis", "live_frame", "draw_faces", "feature_strokes", "background_image",
+           "make_background", "pencil_sketch", "NoFaceError", "Background", "INK", "GRAPHITE"]
+
+Background = Literal["faded", "pencil", "paper", "photo"]
+BACKGROUNDS = ("faded", "pencil", "paper", "photo")
+
+#: Construction lines over a photo: a warm red that stands out on skin and on grey.
+INK = DrawStyle(color=(205, 35, 30))
+#: Construction lines on blank paper: graphite.
+GRAPHITE = DrawStyle(color=(40, 40, 48))
+
+
+def _default_style(bg: str) -> DrawStyle:
+    return GRAPHITE if bg == "paper" else INK
+
+
+def photo_to_loomis(image: ImageLike, *, background: Background = "faded",
+                    style: DrawStyle | None = None, hidden: str | None = None,
+                    features: bool = False, feature_style: DrawStyle | None = None,
+                    proportions: LoomisProportions = LoomisProportions(),
+                    estimator: PoseEstimator | None = None, fade: float = 0.6) -> Image.Image:
+    """Draw the Loomis construction on every face of a photo, in its estimated pose.
+
+    ``style`` defaults to red ink over photos and graphite on paper; ``hidden``
+    ("dashed", "faint" or "omit") overrides how far-side lines are drawn. ``fade`` is how
+    far the "faded" background goes towards white. Pass a long-lived ``estimator``
+    (photo mode) when converting many images; one is built per call otherwise.
+
+    Raises :class:`loomis.imageio.ImageError` for unreadable input and
+    :class:`NoFaceError` when no usable face is found.
+    """
+    if background not in BACKGROUNDS:
+        raise ValueError(f"background must be one of {BACKGROUNDS}, got {background!r}")
+    if not 0.0 <= fade <= 1.0:
+        raise ValueError(f"fade must lie in [0, 1], got {fade}")
+    photo = load_image(image)
+    own = estimator is None
+    est = PoseEstimator(PoseConfig(ball_radius=proportions.radius)) if own else estimator
+    try:
+        faces = est.analyse(photo).require()
+    finally:
+        if own:
+            est.close()
+    base = make_background(np.asarray(photo), background, fade)
+    style = style or _default_style(background)
+    if hidden is not None:
+        style = dataclasses.replace(style, hidden=hidden)
+    out = draw_faces(base, faces, style=style, features=features,
+                     feature_style=feature_style, proportions=proportions)
+    return Image.fromarray(out)
+
+
+def live_frame(frame: np.ndarray | None, estimator: PoseEstimator, *,
+               background: Background = "photo", style: DrawStyle | None = None,
+               features: bool = False, proportions: LoomisProportions = LoomisProportions()
+               ) -> np.ndarray | None:
+    """One webcam frame (``H×W×3`` uint8 RGB) with the construction drawn on it.
+
+    Use one ``PoseEstimator(static_image_mode=False)`` per stream: MediaPipe then tracks
+    the face between frames (a few ms instead of detecting from scratch). A frame with no
+    face, or one that is not an RGB uint8 array, is returned unchanged: a stream must not
+    stop because someone looked away.
+    """
+    if frame is None:
+        return None
+    arr = np.asarray(frame)
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.size == 0:
+        return frame
+    rgb = np.ascontiguousarray(arr[..., :3])
+    faces = estimator.analyse_array(rgb).faces
+    if not faces:
+        return frame
+    base = make_background(rgb, background, 0.6)
+    return draw_faces(base, faces, style=style or _default_style(background),
+                      features=features, proportions=proportions, samples=48)
+
+
+def draw_faces(base: np.ndarray, faces: list[FacePose], *, style: DrawStyle,
+               features: bool = False, feature_style: DrawStyle | None = None,
+               proportions: LoomisProportions = LoomisProportions(),
+               samples: int = 96) -> np.ndarray:
+    """Ink the construction (and optionally the features) of ``faces`` onto ``base``."""
+    if style.width == 0 and faces:   # automatic: follow the face, not the canvas
+        style = dataclasses.replace(style, width=_line_width(faces))
+    strokes: list[Stroke] = []
+    for face in faces:
+        try:
+            strokes += construction_lines(face.head, face.camera, proportions,
+                                          samples=samples)
+        except ValueError:      # a head so close its back is behind the camera: skip it
+            continue
+    img = draw_strokes(strokes, Image.fromarray(base), style)
+    if features:
+        fstyle = feature_style or dataclasses.replace(
+            style, color=tuple(int(c * 0.5) for c in style.color), hidden="omit")
+        fstrokes = [s for face in faces for s in feature_strokes(face)]
+        img = draw_strokes(fstrokes, img, fstyle)
+    return np.asarray(img)
+
+
+def _line_width(faces: list[FacePose]) -> float:
+    """About a 25th of a Loomis unit of the largest face: bold enough on a thumbnail,
+    fine on a close-up."""
+    return float(np.clip(max(f.u_pixels for f in faces) / 25.0, 1.0, 6.0))
+
+
+def feature_strokes(face: FacePose) -> list[Stroke]:
+    """The face's own eyes, brows, nose, lips and jaw contour as 2D strokes."""
+    out = []
+    for name, paths in _feature_paths().items():
+        for path in paths:
+            pts = face.landmarks[path]
+            out.append(Stroke(f"feature_{name}", pts, np.ones(len(pts), bool)))
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _feature_paths() -> dict[str, list[np.ndarray]]:
+    paths = {k: [np.asarray(p) for p in v] for k, v in landmark_paths().items()}
+    # the jaw: the lower part of the face oval (below the cheekbones), not the forehead
+    ref = load_reference()
+    oval = paths.pop("oval")[0][:-1]
+    low = ref.points[oval, 1] < -0.7
+    start = int(np.flatnonzero(low & ~np.roll(low, 1))[0])
+    ring = np.roll(oval, -start)
+    paths["jaw"] = [ring[: int(low.sum())]]
+    return paths
+
+
+# --------------------------------------------------------------------------- backgrounds
+
+def make_background(rgb: np.ndarray, kind: str, fade: float = 0.6) -> np.ndarray:
+    """The surface the lines go on, as an ``H×W×3`` uint8 array (a new array)."""
+    if kind == "photo":
+        return rgb.copy()
+    if kind == "faded":
+        return cv2.addWeighted(rgb, 1.0 - fade, np.full_like(rgb, 255), fade, 0.0)
+    if kind == "pencil":
+        return pencil_sketch(rgb)
+    if kind == "paper":
+        return np.full_like(rgb, 255)
+    raise ValueError(f"background must be one of {BACKGROUNDS}, got {kind!r}")
+
+
+def background_image(image: ImageLike, kind: Background = "pencil", fade: float = 0.6) -> Image.Image:
+    """A photo turned into one of the backgrounds (for previews)."""
+    return Image.fromarray(make_background(np.asarray(load_image(image)), kind, fade))
+
+
+def pencil_sketch(rgb: np.ndarray) -> np.ndarray:
+    """A pencil drawing of a photo: colour dodge of the grey image with its blurred
+    inverse. Flat areas go white, edges and shadows keep graphite-like strokes; the blur
+    radius follows the image size so a thumbnail and a poster look alike."""
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    sigma = max(1.0, min(gray.shape) / 90.0)
+    blur = cv2.GaussianBlur(255 - gray, (0, 0), sigma)
+    sketch = cv2.divide(gray, 255 - blur, scale=256)
+    # a light tone of the photo's shading under the strokes, as a pencil hatches shadows
+    sketch = cv2.addWeighted(sketch, 0.8, gray, 0.2, 0.0)
+    return cv2.cvtColor(sketch, cv2.COLOR_GRAY2RGB)
