@@ -1,0 +1,104 @@
+"""Every kind of picture a user may hand us becomes 8-bit RGB, or a readable error."""
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from loomis.imageio import ImageError, load_image, to_image, to_tensor
+from loomis.inference import Translator, pad_to_square
+from loomis.nets import Generator
+
+
+def _rgb():
+    arr = np.zeros((20, 30, 3), np.uint8)
+    arr[..., 0] = np.arange(30, dtype=np.uint8) * 8
+    return Image.fromarray(arr)
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "RGBA", "LA", "CMYK", "I;16", "I", "F", "1"])
+def test_every_pil_mode_becomes_rgb(mode):
+    img = _rgb().convert(mode) if mode not in ("I;16",) else Image.fromarray(
+        (np.arange(600, dtype=np.uint16).reshape(20, 30) * 100))
+    out = load_image(img)
+    assert out.mode == "RGB" and out.size == (30, 20)
+
+
+def test_transparent_pixels_become_white_paper():
+    rgba = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
+    assert load_image(rgba).getpixel((0, 0)) == (255, 255, 255)
+
+
+@pytest.mark.parametrize("arr", [
+    np.zeros((8, 8), np.uint8), np.zeros((8, 8, 1), np.uint8), np.zeros((8, 8, 4), np.uint8),
+    np.full((8, 8, 3), 65535, np.uint16), np.linspace(-1, 1, 192).reshape(8, 8, 3),
+    np.ones((8, 8), bool),
+])
+def test_arrays_of_any_dtype(arr):
+    out = load_image(arr)
+    assert out.size == (8, 8) and out.mode == "RGB"
+
+
+def test_sixteen_bit_scales_to_eight_bit():
+    assert load_image(np.full((2, 2), 65535, np.uint16)).getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_files_bytes_and_exif_rotation(tmp_path):
+    img = _rgb()
+    buf = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to view"
+    img.save(buf, "JPEG", exif=exif)
+    out = load_image(buf.getvalue())
+    assert out.size == (20, 30)  # upright
+    p = tmp_path / "x.png"
+    img.save(p)
+    assert load_image(p).size == (30, 20)
+    assert load_image(str(p)).size == (30, 20)
+
+
+@pytest.mark.parametrize("bad,message", [
+    (None, "no image"), (b"hello", "not an image"), (np.zeros((0, 3)), "shape|empty"),
+    (np.zeros((4, 4, 2)), "shape"), (np.full((4, 4), np.nan), "NaN"), (3.5, "cannot read"),
+])
+def test_bad_input_is_a_readable_error(bad, message):
+    with pytest.raises(ImageError, match=message):
+        load_image(bad)
+
+
+def test_truncated_file_and_missing_path(tmp_path):
+    p = tmp_path / "cut.png"
+    buf = io.BytesIO()
+    _rgb().save(buf, "PNG")
+    p.write_bytes(buf.getvalue()[:60])
+    with pytest.raises(ImageError, match="cut.png"):
+        load_image(p)
+    with pytest.raises(ImageError, match="is not a file"):
+        load_image(tmp_path / "nope.png")
+    with pytest.raises(ImageError, match="at least 32x32"):
+        load_image(_rgb(), min_size=32)
+
+
+def test_tensor_round_trip_is_lossless():
+    img = _rgb()
+    t = to_tensor(img)
+    assert t.shape == (1, 3, 20, 30) and t.min() >= -1 and t.max() <= 1
+    assert np.array_equal(np.asarray(to_image(t)), np.asarray(img))
+
+
+def test_pad_to_square_keeps_content_box():
+    sq, box = pad_to_square(_rgb(), (255, 255, 255))
+    assert sq.size == (30, 30) and box == (0, 5, 30, 25)
+    assert sq.getpixel((0, 0)) == (255, 255, 255)
+    edge, _ = pad_to_square(_rgb(), None)
+    assert edge.getpixel((29, 0)) == _rgb().getpixel((29, 0))
+
+
+def test_translator_returns_the_input_size_for_any_image():
+    torch.manual_seed(0)
+    tr = Translator(Generator(arch="unet_32", ngf=8, image_size=64))
+    for size in [(64, 64), (100, 37), (1, 1), (333, 500)]:
+        out = tr(Image.new("L", size, 128))
+        assert out.size == size and out.mode == "RGB"
+    assert tr(np.zeros((50, 80, 3), np.uint8), keep_size=False).size == (64, 64)

@@ -1,0 +1,153 @@
+"""pix2pix and CycleGAN training objects: learning, schedules, exact resume."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from loomis.checkpoint import load_state, save_state
+from loomis.models import CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig, select_device
+
+TINY_P2P = dict(arch="unet_32", ngf=16, ndf=8, image_size=32)
+TINY_CYC = dict(arch="resnet_6blocks", ngf=8, ndf=8, image_size=32, pool_size=4)
+
+
+def smooth_pairs(n=4, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    a = F.interpolate(torch.rand(n, 3, 4, 4, generator=g) * 2 - 1, size=size, mode="bilinear",
+                      align_corners=False)
+    b = torch.flip(a, [-1]).roll(1, dims=1)  # a fixed geometric + colour mapping
+    return a, b
+
+
+def test_pix2pix_overfits_a_handful_of_pairs():
+    a, b = smooth_pairs()
+    model = Pix2Pix(Pix2PixConfig(**TINY_P2P, dropout=False), device="cpu")
+    first = model.step(a, b)["G_L1"]
+    for _ in range(150):
+        last = model.step(a, b)["G_L1"]
+    assert last < first / 4
+    assert model.validate(a, b) < first / 100 / 4  # eval-mode L1 (unweighted) too
+
+
+def test_cyclegan_cycle_loss_falls():
+    a, b = smooth_pairs()
+    model = CycleGAN(CycleGANConfig(**TINY_CYC, lr=1e-3), device="cpu")
+    first = model.step(a, b)
+    for _ in range(60):
+        last = model.step(a, b)
+    assert last["cycle_A"] < first["cycle_A"] / 2.5
+    assert last["cycle_B"] < first["cycle_B"] / 2.5
+    assert set(last) == set(model.loss_names)
+
+
+def test_wgangp_step_reports_a_real_penalty():
+    a, b = smooth_pairs(2)
+    model = Pix2Pix(Pix2PixConfig(**TINY_P2P, gan_mode="wgangp", norm="instance"), device="cpu")
+    losses = model.step(a, b)
+    assert losses["D_GP"] > 0
+
+
+def _run(model_cls, cfg, a, b, steps, state=None, epoch_every=3):
+    model = model_cls(cfg, device="cpu")
+    if state is not None:
+        model.load_state_dict(state)
+    history = []
+    for _ in range(steps):
+        history.append(model.step(a, b))
+        if model.step_count % epoch_every == 0:
+            model.end_epoch(model.validate(a, b))
+    return model, history
+
+
+@pytest.mark.parametrize("model_cls,cfg", [
+    (Pix2Pix, Pix2PixConfig(**TINY_P2P, dropout=True, n_epochs=1, n_epochs_decay=3)),
+    (CycleGAN, CycleGANConfig(**TINY_CYC, lr_policy="plateau")),
+])
+def test_resume_continues_exactly(tmp_path, model_cls, cfg):
+    a, b = smooth_pairs(2)
+    full, full_hist = _run(model_cls, cfg, a, b, steps=7)
+    first, first_hist = _run(model_cls, cfg, a, b, steps=4)
+    path = save_state(tmp_path / "last.safetensors", first.state_dict())
+    del first
+    torch.manual_seed(12345)  # disturb the global RNG: the checkpoint must restore it
+    resumed, rest_hist = _run(model_cls, cfg, a, b, steps=3, state=load_state(path))
+    assert first_hist + rest_hist == full_hist  # bit-identical losses
+    for name, net in full.networks.items():
+        for (k, v), (_, w) in zip(net.state_dict().items(), resumed.networks[name].state_dict().items()):
+            assert torch.equal(v, w), f"{name}.{k} differs after resume"
+    assert resumed.step_count == 7 and resumed.epoch == full.epoch
+    assert resumed.lr == full.lr
+
+
+def test_resume_refuses_other_settings():
+    a = Pix2Pix(Pix2PixConfig(**TINY_P2P), device="cpu")
+    b = Pix2Pix(Pix2PixConfig(**{**TINY_P2P, "ngf": 8}), device="cpu")
+    with pytest.raises(ValueError, match="ngf"):
+        b.load_state_dict(a.state_dict())
+
+
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step()`")
+@pytest.mark.parametrize("policy,expected", [
+    ("linear", [1.0, 1.0, 0.75, 0.5, 0.25]),   # 2 constant epochs, then 3 decaying
+    ("step", [1.0, 1.0, 0.1, 0.1, 0.01]),
+    ("cosine", None),
+])
+def test_learning_rate_policies(policy, expected):
+    cfg = Pix2PixConfig(**TINY_P2P, lr_policy=policy, n_epochs=2, n_epochs_decay=3, lr_decay_iters=2)
+    model = Pix2Pix(cfg, device="cpu")
+    lrs = [model.lr / cfg.lr]
+    for _ in range(4):
+        lrs.append(model.end_epoch() / cfg.lr)
+    if expected is None:  # cosine over n_epochs=2: down to 0 at epoch 2, then back up
+        assert lrs[1] == pytest.approx(0.5) and lrs[2] == pytest.approx(0.0, abs=1e-9)
+    else:
+        assert lrs == pytest.approx(expected)
+
+
+def test_plateau_policy_is_driven_by_the_validation_number():
+    cfg = Pix2PixConfig(**TINY_P2P, lr_policy="plateau")
+    model = Pix2Pix(cfg, device="cpu")
+    with pytest.raises(ValueError, match="validation metric"):
+        model.end_epoch()
+    for _ in range(7):
+        model.end_epoch(1.0)  # no improvement: patience 5, then ×0.2
+    assert model.lr == pytest.approx(cfg.lr * 0.2)
+
+
+def test_train_and_eval_modes():
+    model = Pix2Pix(Pix2PixConfig(**TINY_P2P, dropout=True), device="cpu")
+    model.eval()
+    assert not model.netG.training and not model.netD.training
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model.netG(x), model.netG(x))
+    model.train()
+    assert model.netG.training
+
+
+def test_direction_b_to_a_swaps_source_and_target():
+    a, b = smooth_pairs(2)
+    model = Pix2Pix(Pix2PixConfig(**TINY_P2P, direction="BtoA"), device="cpu")
+    model.step(a, b)
+    assert model.netG.config.direction == "BtoA"
+    with torch.no_grad():
+        err_ba = model.validate(a, b)
+        model.netG.eval()
+        direct = float(F.l1_loss(model.netG(b), a))
+    assert err_ba == pytest.approx(direct)
+
+
+def test_device_selection_and_bad_input():
+    assert select_device("cpu").type == "cpu"
+    assert select_device("auto").type in ("cpu", "cuda", "mps")
+    with pytest.raises(ValueError, match="unknown device"):
+        select_device("tpu9")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA"):
+            select_device("cuda")
+    with pytest.raises(ValueError, match="unknown lr policy"):
+        Pix2PixConfig(lr_policy="exp")
+    with pytest.raises(ValueError, match="identity loss"):
+        CycleGANConfig(in_channels=1)
+    model = Pix2Pix(Pix2PixConfig(**TINY_P2P), device="cpu")
+    with pytest.raises(ValueError, match="channels"):
+        model.step(torch.zeros(1, 1, 32, 32), torch.zeros(1, 3, 32, 32))
