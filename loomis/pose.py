@@ -241,7 +241,8 @@ class PoseEstimator:
         """Small faces: MediaPipe's detector sees the whole picture at 128 px and misses
         faces narrower than about a sixth of it. OpenCV's Haar cascades (shipped in the
         wheel) find small frontal and profile faces; MediaPipe then runs on a crop around
-        each candidate, which brings the face up to a size it handles. Returns the
+        each candidate, which brings the face up to a size it handles. Tilted faces, which
+        the cascades miss, are looked for in overlapping half-size tiles. Returns the
         meshes and the boxes of candidates too small for landmarks at all."""
         import cv2
 
@@ -285,7 +286,17 @@ class PoseEstimator:
                     meshes.append(pts)
             if len(meshes) >= self.config.max_faces:
                 break
-        return meshes, (tiny if not meshes else [])
+        if not meshes:      # Haar misses tilted faces: MediaPipe on half-size tiles
+            th, tw = h // 2, w // 2
+            for y0 in (0, h // 4, h - th):
+                for x0 in (0, w // 4, w - tw):
+                    for pts in self._landmarks(rgb[y0:y0 + th, x0:x0 + tw]):
+                        pts = pts + np.array([x0, y0, 0.0])
+                        c = pts[:, :2].mean(0)
+                        if all(np.linalg.norm(c - m[:, :2].mean(0)) > 0.3 * np.ptp(m[:, 0])
+                               for m in meshes):
+                            meshes.append(pts)
+        return meshes[: self.config.max_faces], (tiny if not meshes else [])
 
     # ------------------------------------------------------------------ the fit
     def _fit(self, pts: np.ndarray, camera: Camera, box) -> FacePose:
