@@ -4,19 +4,109 @@ The one path every caller uses (the app, ``train/evaluate.py``, the benchmarks):
 ``load_image`` → pad to a square and resize to the generator's training resolution →
 network → crop the padding → resize back. A generator only ever sees the resolution it
 was trained at, which is what the reference implementation's users had to arrange by hand.
+
+The network runs through ONNX Runtime when it is installed and the device is the CPU:
+on a 2-core machine it runs these convolutional generators several times faster than
+torch eager, with outputs equal to 1e-4 (checked on every load, see
+:func:`onnx_session`). The ONNX graph is exported once per set of weights and cached.
 """
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import json
+import os
 import threading
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 
+from .checkpoint import atomic_write
 from .imageio import ImageLike, load_image, to_image, to_tensor
 from .nets import Generator
 
-__all__ = ["Translator", "pad_to_square"]
+__all__ = ["Translator", "pad_to_square", "available_runtimes", "export_onnx", "onnx_session"]
+
+#: Largest difference from torch eager an ONNX graph may show before it is refused.
+ONNX_TOLERANCE = 1e-4
+
+
+def available_runtimes() -> list[str]:
+    """Inference runtimes usable here, fastest first on CPU."""
+    found = ["torch"]
+    if importlib.util.find_spec("onnxruntime") is not None:
+        found.insert(0, "onnxruntime")
+    return found
+
+
+def export_onnx(generator: Generator, path: str | os.PathLike, opset: int = 17) -> Path:
+    """Write ``generator`` (eval mode) as an ONNX graph with a dynamic batch dimension.
+
+    Height and width are fixed to the training resolution, which is all ``Translator``
+    feeds it; that lets ONNX Runtime plan its memory once.
+    """
+    size = generator.config.image_size
+    net = generator.net.eval()  # the bare network: input checks are Python, not graph
+    x = torch.zeros(1, generator.config.in_channels, size, size)
+
+    def write(tmp: str) -> None:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(net, (x,), tmp, dynamo=False, opset_version=opset,
+                              input_names=["input"], output_names=["output"],
+                              dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
+
+    return atomic_write(path, write)
+
+
+def _weights_digest(generator: Generator) -> str:
+    h = hashlib.sha256(json.dumps(generator.config.__dict__, sort_keys=True).encode())
+    for k, v in generator.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:20]
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("LOOMIS_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "loomis")
+    return Path(root) / "onnx"
+
+
+def onnx_session(generator: Generator, onnx_path: str | os.PathLike | None = None):
+    """An ONNX Runtime session equal to ``generator`` within :data:`ONNX_TOLERANCE`.
+
+    Uses ``onnx_path`` when given and present (e.g. the ``model.onnx`` of a Hub folder),
+    else exports once into the cache (``$LOOMIS_CACHE`` or ``~/.cache/loomis``). The
+    graph is compared with torch on a probe input; a stale or foreign file is re-exported.
+    """
+    import onnxruntime as ort
+
+    path = Path(onnx_path) if onnx_path else _cache_dir() / f"{_weights_digest(generator)}.onnx"
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    size, cin = generator.config.image_size, generator.config.in_channels
+    probe = torch.rand(1, cin, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        expected = generator.eval()(probe).numpy()
+    for attempt in range(2):
+        if attempt or not path.is_file():
+            if onnx_path and attempt:  # a given file that does not match: use the cache instead
+                path = _cache_dir() / f"{_weights_digest(generator)}.onnx"
+            export_onnx(generator, path)
+        try:
+            sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            got = sess.run(None, {sess.get_inputs()[0].name: probe.numpy()})[0]
+            if got.shape == expected.shape and np.abs(got - expected).max() <= ONNX_TOLERANCE:
+                return sess
+        except Exception:  # unreadable or foreign graph: export afresh
+            pass
+    raise RuntimeError(f"ONNX Runtime output differs from torch for {path}; use runtime='torch'")
 
 
 def pad_to_square(img: Image.Image, fill: tuple[int, int, int] | None) -> tuple[Image.Image, tuple[int, int, int, int]]:
@@ -42,21 +132,39 @@ def pad_to_square(img: Image.Image, fill: tuple[int, int, int] | None) -> tuple[
 class Translator:
     """Wraps a :class:`~loomis.nets.Generator` for single-image inference.
 
+    ``runtime="auto"`` uses ONNX Runtime on the CPU when it is installed, else torch.
     Safe to share between threads: the network runs in eval mode under ``no_grad`` and
-    holds no per-call state. ``sample_dropout=True`` (pix2pix's test-time noise) switches
-    dropout on for that call under a lock.
+    holds no per-call state (ONNX Runtime sessions are thread-safe). ``sample_dropout=True``
+    (pix2pix's test-time noise) always runs torch, switching dropout on under a lock.
     """
 
-    def __init__(self, generator: Generator, device: str | torch.device = "cpu") -> None:
+    def __init__(self, generator: Generator, device: str | torch.device = "cpu",
+                 runtime: str = "auto", onnx_path: str | os.PathLike | None = None) -> None:
         self.generator = generator.to(device).eval()
         self.device = torch.device(device)
         self.config = generator.config
         self._lock = threading.Lock()
+        if runtime == "auto":
+            runtime = available_runtimes()[0] if self.device.type == "cpu" else "torch"
+        if runtime not in available_runtimes():
+            raise ValueError(f"runtime {runtime!r} is not available; choose from "
+                             f"{', '.join(available_runtimes())}")
+        if runtime == "onnxruntime" and self.device.type != "cpu":
+            raise ValueError("the onnxruntime runtime runs on the CPU; use runtime='torch' on "
+                             f"{self.device.type}")
+        self.runtime = runtime
+        self._session = onnx_session(self.generator, onnx_path) if runtime == "onnxruntime" else None
 
     @classmethod
-    def from_pretrained(cls, model_id: str | Path, device: str = "cpu", **hub_kwargs) -> "Translator":
-        """Load from a Hub id or a local folder (strict, safetensors only)."""
-        return cls(Generator.from_pretrained(str(model_id), **hub_kwargs), device)
+    def from_pretrained(cls, model_id: str | Path, device: str = "cpu", runtime: str = "auto",
+                        **hub_kwargs) -> "Translator":
+        """Load from a Hub id or a local folder (strict, safetensors only); a ``model.onnx``
+        shipped beside the weights is used when it matches them."""
+        generator = Generator.from_pretrained(str(model_id), **hub_kwargs)
+        onnx_path = Path(model_id) / "model.onnx" if os.path.isdir(model_id) else None
+        if onnx_path is not None and not onnx_path.is_file():
+            onnx_path = None
+        return cls(generator, device, runtime=runtime, onnx_path=onnx_path)
 
     def _pad_fill(self) -> tuple[int, int, int] | None:
         # drawings live on white paper; photos are padded by replicating their edges
@@ -79,6 +187,9 @@ class Translator:
     @torch.no_grad()
     def run(self, x: torch.Tensor, *, sample_dropout: bool = False) -> torch.Tensor:
         """Tensor in, tensor out (``(N, C, S, S)`` in [-1, 1] at the training size)."""
+        if self._session is not None and not sample_dropout:
+            feed = {self._session.get_inputs()[0].name: x.detach().cpu().float().numpy()}
+            return torch.from_numpy(self._session.run(None, feed)[0])
         if not sample_dropout:
             return self.generator(x)
         with self._lock:

@@ -102,3 +102,27 @@ def test_translator_returns_the_input_size_for_any_image():
         out = tr(Image.new("L", size, 128))
         assert out.size == size and out.mode == "RGB"
     assert tr(np.zeros((50, 80, 3), np.uint8), keep_size=False).size == (64, 64)
+
+
+def test_onnxruntime_path_equals_torch_and_is_cached(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from loomis import inference
+
+    monkeypatch.setenv("LOOMIS_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    g = Generator(arch="resnet_6blocks", norm="instance", ngf=8, image_size=32)
+    fast = Translator(g, runtime="onnxruntime")
+    eager = Translator(g, runtime="torch")
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert torch.allclose(fast.run(x), eager.run(x), atol=1e-4)   # batch is dynamic
+    cached = list((tmp_path / "cache" / "onnx").glob("*.onnx"))
+    assert len(cached) == 1
+    # a stale graph in the cache (other weights) is detected and replaced
+    other = Generator(arch="resnet_6blocks", norm="instance", ngf=8, image_size=32)
+    inference.export_onnx(other, cached[0])
+    again = Translator(g, runtime="onnxruntime")
+    assert torch.allclose(again.run(x), eager.run(x), atol=1e-4)
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (30, 40, 3), dtype=np.uint8))
+    assert np.abs(np.asarray(fast(img), int) - np.asarray(eager(img), int)).max() <= 1
+    with pytest.raises(ValueError, match="not available"):
+        Translator(g, runtime="tensorrt")

@@ -1,0 +1,228 @@
+"""One command that measures Loomis's speed on the machine it runs on.
+
+    python benchmarks/run.py [--quick] [--json FILE]
+
+Prints a markdown table: the float32 matmul limit of this machine (numpy), generator
+latency and achieved GFLOP/s through torch eager and every faster runtime the project uses,
+the geometric engine at 640×480, one training step of pix2pix and CycleGAN, synthetic pair
+rendering, and the app's round trip per endpoint. Timings are medians of repeated runs;
+compare ratios taken in the same run (this machine is noisy). ``--quick`` shrinks sizes
+and repeats so CI can check that every section still runs (no timing is asserted).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+
+def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    """Median wall time of ``fn`` in seconds, after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def conv_macs(model: torch.nn.Module, x: torch.Tensor) -> int:
+    """Multiply-accumulates of the convolutions in one forward pass (what dominates)."""
+    total = 0
+
+    def hook(mod, inp, out):
+        nonlocal total
+        k = mod.kernel_size[0] * mod.kernel_size[1]
+        if isinstance(mod, torch.nn.ConvTranspose2d):
+            total += inp[0].numel() * mod.out_channels // mod.groups * k
+        else:
+            total += out.numel() * mod.in_channels // mod.groups * k
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    return total
+
+
+# ------------------------------------------------------------------------------ sections
+
+
+def bench_matmul(quick: bool) -> list[dict]:
+    n = 512 if quick else 2048
+    a = np.random.rand(n, n).astype(np.float32)
+    b = np.random.rand(n, n).astype(np.float32)
+    t_np = median_time(lambda: a @ b, 3 if quick else 7)
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    t_torch = median_time(lambda: ta @ tb, 3 if quick else 7)
+    flops = 2 * n ** 3
+    return [
+        {"what": f"float32 matmul {n}² (numpy) — the hardware limit", "ms": t_np * 1e3,
+         "gflops": flops / t_np / 1e9},
+        {"what": f"float32 matmul {n}² (torch)", "ms": t_torch * 1e3, "gflops": flops / t_torch / 1e9},
+    ]
+
+
+def _generators(quick: bool):
+    from loomis.nets import Generator
+
+    size = 64 if quick else 256
+    yield f"unet_256 ngf64 @{size}²", Generator(arch="unet_256" if not quick else "unet_64",
+                                                 image_size=size), size
+    yield f"resnet_9blocks ngf64 @{size}²", Generator(arch="resnet_9blocks", norm="instance",
+                                                       image_size=size), size
+    for folder in sorted((ROOT / "checkpoints").glob("*/config.json")):
+        g = Generator.from_pretrained(str(folder.parent))
+        yield f"shipped {folder.parent.name} @{g.config.image_size}²", g, g.config.image_size
+
+
+def bench_generators(quick: bool) -> list[dict]:
+    from loomis import inference
+
+    rows = []
+    for name, g, size in _generators(quick):
+        g.eval()
+        x = torch.rand(1, 3, size, size) * 2 - 1
+        macs = conv_macs(g, x)
+        repeats = 2 if quick else 7
+        with torch.no_grad():
+            t = median_time(lambda: g(x), repeats)
+        rows.append({"what": f"{name} torch eager", "ms": t * 1e3, "gflops": 2 * macs / t / 1e9})
+        for runtime in inference.available_runtimes():
+            if runtime == "torch":
+                continue
+            tr = inference.Translator(g, runtime=runtime)
+            t_rt = median_time(lambda: tr.run(x), repeats)
+            rows.append({"what": f"{name} {runtime}", "ms": t_rt * 1e3,
+                         "gflops": 2 * macs / t_rt / 1e9, "speedup": t / t_rt})
+    return rows
+
+
+def bench_training(quick: bool) -> list[dict]:
+    from loomis.models import CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig
+
+    size = 64 if quick else 256
+    arch = "unet_64" if quick else "unet_256"
+    rows = []
+    a, b = torch.rand(1, 3, size, size) * 2 - 1, torch.rand(1, 3, size, size) * 2 - 1
+    for label, model in ((f"pix2pix step ({arch} + PatchGAN, batch 1, {size}²)",
+                          Pix2Pix(Pix2PixConfig(arch=arch, image_size=size), device="cpu")),
+                         (f"CycleGAN step (resnet_9blocks ×2 + PatchGAN ×2, batch 1, {size}²)",
+                          CycleGAN(CycleGANConfig(image_size=size), device="cpu"))):
+        t = median_time(lambda: model.step(a, b), 2 if quick else 5)
+        rows.append({"what": label, "ms": t * 1e3, "per_s": 1 / t})
+    return rows
+
+
+def bench_engine(quick: bool) -> list[dict]:
+    from skimage import data as skdata
+    from PIL import Image
+    from loomis import engine
+
+    photo = np.asarray(Image.fromarray(skdata.astronaut()).resize((640, 480)))
+    live = engine.LiveEngine() if hasattr(engine, "LiveEngine") else None
+    fn = (lambda: live(photo)) if live is not None else (lambda: engine.photo_to_loomis(photo))
+    t = median_time(fn, 5 if quick else 30, warmup=2)
+    return [{"what": "geometric engine: detect + pose + draw, 640×480", "ms": t * 1e3, "per_s": 1 / t}]
+
+
+def bench_render(quick: bool) -> list[dict]:
+    from loomis import synthetic
+
+    size = 64 if quick else 256
+    n = 4 if quick else 30
+    params = [synthetic.SceneParams.sample(np.random.default_rng(i)) for i in range(n)]
+    synthetic.render_pair(params[0], size)
+    t = time.perf_counter()
+    for p in params:
+        synthetic.render_pair(p, size)
+    dt = (time.perf_counter() - t) / n
+    return [{"what": f"synthetic photo+drawing pair {size}²", "ms": dt * 1e3, "per_s": 1 / dt}]
+
+
+def bench_app(quick: bool) -> list[dict]:
+    import socket
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from gradio_client import Client, handle_file
+    import app as loomis_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = loomis_app.build_app() if hasattr(loomis_app, "build_app") else loomis_app.demo
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        rows = []
+        examples = ROOT / "examples"
+        photo = next(iter(sorted(examples.glob("photo*.png"))), None)
+        sketch = next(iter(sorted(examples.glob("sketch*.png"))), None)
+        for endpoint, path in (("/photo_to_drawing", photo), ("/sketch_to_photo", sketch)):
+            if path is None:
+                raise FileNotFoundError(f"no example image for {endpoint} in examples/")
+            t = median_time(lambda: client.predict(handle_file(str(path)), api_name=endpoint),
+                            2 if quick else 7)
+            rows.append({"what": f"app round trip {endpoint} (gradio_client)", "ms": t * 1e3})
+        return rows
+    finally:
+        demo.close()
+
+
+SECTIONS = {"matmul": bench_matmul, "generators": bench_generators, "training": bench_training,
+            "engine": bench_engine, "render": bench_render, "app": bench_app}
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| measurement | median ms | GFLOP/s | per second | speed-up vs eager |",
+             "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        def f(key, fmt):
+            return format(r[key], fmt) if key in r else ""
+        lines.append(f"| {r['what']} | {f('ms', '.1f')} | {f('gflops', '.1f')} | "
+                     f"{f('per_s', '.1f')} | {f('speedup', '.2f')}× |".replace(" × |", " |")
+                     .replace("| × |", "| |"))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes, few repeats (CI)")
+    ap.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    ap.add_argument("--only", nargs="+", choices=list(SECTIONS), help="run only these sections")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows, failed = [], []
+    for name in args.only or SECTIONS:
+        try:
+            rows += [{"section": name, **r} for r in SECTIONS[name](args.quick)]
+        except Exception as exc:  # report every section, then fail at the end
+            failed.append(name)
+            rows.append({"section": name, "what": f"{name}: FAILED ({type(exc).__name__}: {exc})"})
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
+    print(markdown(rows))
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "failed": failed,
+                                         "threads": torch.get_num_threads()}, indent=2))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
