@@ -1,0 +1,227 @@
+"""How accurate is the head pose? Mean absolute error per axis against known poses.
+
+Sections (each prints MAE and mean signed error = bias, per axis, for each fit method):
+
+* ``--labels FILE.csv --photos DIR``: real photos with labels. CSV columns
+  ``filename,yaw,pitch,roll`` in degrees **in this project's convention**
+  (loomis/camera.py): yaw > 0 the face turns towards the image's right (you see more of
+  the subject's left cheek), pitch > 0 the face tilts up, roll > 0 the head turns
+  counter-clockwise in the image. Datasets differ in signs and units; convert with
+  ``--negate yaw,roll`` and ``--radians`` (check on two or three obvious images first:
+  a face turned to the image's right must have yaw > 0). Rows may also carry a rotation
+  matrix instead of angles (BIWI-style, camera frame with y down): convert it with
+  ``loomis.camera.angles_from_matrix(diag(1,-1,-1) @ R @ diag(1,-1,-1))`` first. Our
+  angles are relative to the line of sight, as most datasets' are.
+* ``--rerender N`` (default 60): the astronaut photo's face, texture-mapped onto the
+  measured reference mesh and rendered at N random known poses (|yaw| ≤ 60, |pitch| ≤ 30,
+  |roll| ≤ 30) through a perspective camera at random places in the frame. This measures
+  the landmark detector and the fit at large angles and off-centre; it cannot detect an
+  error in the reference's own depth (the renders are made with it).
+* ``--synthetic N``: the project's procedural heads (loomis.synthetic), when present:
+  an independent geometry, so a depth-scale or zero-pitch bias shows up here.
+* always: the astronaut symmetry checks (mirror flips yaw/roll; rotating by θ adds θ
+  to roll) as deviations in degrees.
+
+    python benchmarks/pose_accuracy.py [--labels L.csv --photos DIR] [--rerender 60]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from loomis.camera import Camera, HeadPose, angles_from_matrix
+from loomis.face_reference import load_reference
+from loomis.pose import BALL_RADIUS_U, PoseConfig, PoseEstimator, _ray_rotation
+
+AXES = ("yaw", "pitch", "roll")
+
+
+def _wrap(d: np.ndarray) -> np.ndarray:
+    return (d + 180.0) % 360.0 - 180.0
+
+
+def _summary(pred: list, truth: list, missed: int) -> dict:
+    if not pred:
+        return {"n": 0, "missed": missed}
+    err = _wrap(np.asarray(pred) - np.asarray(truth))
+    out = {"n": len(pred), "missed": missed}
+    for i, a in enumerate(AXES):
+        out[f"mae_{a}"] = round(float(np.abs(err[:, i]).mean()), 2)
+    for i, a in enumerate(AXES):
+        out[f"bias_{a}"] = round(float(err[:, i].mean()), 2)
+    out["mae_mean"] = round(float(np.abs(err).mean()), 2)
+    return out
+
+
+def _evaluate(samples, method: str) -> dict:
+    """samples: iterable of (image, (yaw, pitch, roll))."""
+    pred, truth, missed = [], [], 0
+    with PoseEstimator(PoseConfig(method=method)) as est:
+        for img, gt in samples:
+            faces = est.estimate(img)
+            if not faces:
+                missed += 1
+                continue
+            f = faces[0]
+            pred.append((f.yaw, f.pitch, f.roll))
+            truth.append(gt)
+    return _summary(pred, truth, missed)
+
+
+# --------------------------------------------------------------------------- labels
+
+def labelled(csv_path: Path, photos: Path, negate: set[str], radians: bool):
+    with open(csv_path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            gt = [float(row[a]) for a in AXES]
+            if radians:
+                gt = [math.degrees(v) for v in gt]
+            gt = tuple(-v if a in negate else v for a, v in zip(AXES, gt))
+            path = photos / row["filename"]
+            if not path.is_file():
+                print(f"missing: {path}")
+                continue
+            yield str(path), gt
+
+
+# --------------------------------------------------------------------------- symmetry
+
+def symmetry(method: str) -> dict:
+    import skimage.data
+
+    img = Image.fromarray(skimage.data.astronaut())
+    with PoseEstimator(PoseConfig(method=method)) as est:
+        b = est.estimate(img)[0]
+        m = est.estimate(img.transpose(Image.Transpose.FLIP_LEFT_RIGHT))[0]
+        out = {"astronaut": [round(b.yaw, 2), round(b.pitch, 2), round(b.roll, 2)],
+               "mirror_yaw_sum": round(m.yaw + b.yaw, 2),
+               "mirror_roll_sum": round(m.roll + b.roll, 2),
+               "mirror_pitch_diff": round(m.pitch - b.pitch, 2)}
+        dev = []
+        for theta in (-40, -30, -20, -10, 10, 20, 30, 40):
+            r = est.estimate(img.rotate(theta, expand=True, resample=Image.Resampling.BICUBIC))
+            if r:
+                dev.append(float(_wrap(np.array(r[0].roll - b.roll - theta))))
+        out["rotation_roll_error_mean_abs"] = round(float(np.abs(dev).mean()), 2)
+        out["rotation_roll_error_max_abs"] = round(float(np.abs(dev).max()), 2)
+    return out
+
+
+# --------------------------------------------------------------------------- re-render
+
+def _triangles() -> np.ndarray:
+    from mediapipe.python.solutions import face_mesh_connections as c
+
+    adj: dict[int, set[int]] = {}
+    for a, b in c.FACEMESH_TESSELATION:
+        adj.setdefault(a, set()).add(b)
+        adj.setdefault(b, set()).add(a)
+    tris = {tuple(sorted((a, b, x))) for a in adj for b in adj[a] for x in adj[a] & adj[b]}
+    return np.array(sorted(tris))
+
+
+def rerender_set(n: int, seed: int = 0, size: int = 512):
+    """The astronaut's face re-rendered at known poses (see module docstring)."""
+    import skimage.data
+
+    src = skimage.data.astronaut()
+    with PoseEstimator() as est:
+        face = est.estimate(src)[0]
+    tex = face.landmarks                                  # texture coordinates
+    ref = load_reference().head_points(BALL_RADIUS_U)
+    tris = _triangles()
+    rng = np.random.default_rng(seed)
+    # a plain, slightly noisy backdrop (a blurred photo would still hold a face)
+    bg = np.clip(rng.normal(150, 6, (size, size, 3)), 0, 255).astype(np.uint8)
+    for _ in range(n):
+        yaw, pitch, roll = rng.uniform(-60, 60), rng.uniform(-30, 30), rng.uniform(-30, 30)
+        cam = Camera.from_fov(size, size, 50.0)
+        dist = rng.uniform(9.0, 14.0)
+        off = rng.uniform(-0.12, 0.12, 2) * dist
+        pose = HeadPose(yaw, pitch, roll, 1.0, (off[0], off[1], -dist))
+        # ground truth relative to the line of sight, as the estimator reports
+        gt = angles_from_matrix(_ray_rotation(np.asarray(pose.position)).T @ pose.rotation)
+        yield _render(src, tex, ref, tris, pose, cam, bg.copy()), gt
+
+
+def _render(src, tex, ref, tris, pose: HeadPose, cam: Camera, out: np.ndarray) -> np.ndarray:
+    pts3 = pose.to_camera(ref)
+    uv = cam.project(pts3)
+    depth = -pts3[tris].mean(1)[:, 2]
+    for t in tris[np.argsort(-depth)]:                   # far to near (painter)
+        d2 = uv[t].astype(np.float32)
+        area = (d2[1, 0] - d2[0, 0]) * (d2[2, 1] - d2[0, 1]) - \
+               (d2[2, 0] - d2[0, 0]) * (d2[1, 1] - d2[0, 1])
+        if abs(area) < 0.5:
+            continue
+        x0, y0 = np.floor(d2.min(0)).astype(int)
+        x1, y1 = np.ceil(d2.max(0)).astype(int) + 1
+        x0, y0 = max(x0, 0), max(y0, 0)
+        x1, y1 = min(x1, out.shape[1]), min(y1, out.shape[0])
+        if x1 <= x0 or y1 <= y0:
+            continue
+        m = cv2.getAffineTransform(tex[t].astype(np.float32),
+                                   (d2 - np.float32([x0, y0])).astype(np.float32))
+        patch = cv2.warpAffine(src, m, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REFLECT)
+        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        cv2.fillConvexPoly(mask, np.round((d2 - [x0, y0]) * 16).astype(np.int32), 1,
+                           lineType=cv2.LINE_8, shift=4)
+        roi = out[y0:y1, x0:x1]
+        roi[mask > 0] = patch[mask > 0]
+    return out
+
+
+# --------------------------------------------------------------------------- synthetic
+
+def synthetic_set(n: int, seed: int = 0):
+    try:
+        from loomis import synthetic
+    except ImportError:
+        return None
+    return synthetic.benchmark_samples(n, seed=seed)   # yields (image, (yaw, pitch, roll))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--labels", type=Path)
+    ap.add_argument("--photos", type=Path)
+    ap.add_argument("--negate", default="", help="comma list of axes whose sign to flip")
+    ap.add_argument("--radians", action="store_true", help="labels are in radians")
+    ap.add_argument("--rerender", type=int, default=60)
+    ap.add_argument("--synthetic", type=int, default=0)
+    ap.add_argument("--methods", default="pnp,procrustes")
+    ap.add_argument("--save", type=Path, default=None, help="write the results as JSON")
+    args = ap.parse_args()
+    methods = [m for m in args.methods.split(",") if m]
+    results: dict = {}
+    for method in methods:
+        res: dict = {"symmetry": symmetry(method)}
+        if args.rerender:
+            res["rerender"] = _evaluate(rerender_set(args.rerender), method)
+        if args.synthetic:
+            samples = synthetic_set(args.synthetic)
+            res["synthetic"] = (_evaluate(samples, method) if samples is not None
+                                else "loomis.synthetic not available")
+        if args.labels:
+            if args.photos is None:
+                raise SystemExit("--labels needs --photos DIR")
+            negate = {a.strip() for a in args.negate.split(",") if a.strip()}
+            res["labelled"] = _evaluate(labelled(args.labels, args.photos, negate,
+                                                 args.radians), method)
+        results[method] = res
+    text = json.dumps(results, indent=1)
+    print(text)
+    if args.save:
+        args.save.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
