@@ -17,12 +17,15 @@ Sections (each prints MAE and mean signed error = bias, per axis, for each fit m
   |roll| ≤ 30) through a perspective camera at random places in the frame. This measures
   the landmark detector and the fit at large angles and off-centre; it cannot detect an
   error in the reference's own depth (the renders are made with it).
-* ``--synthetic N``: the project's procedural heads (loomis.synthetic), when present:
-  an independent geometry, so a depth-scale or zero-pitch bias shows up here.
+* ``--render N``: the project's procedural heads (loomis.render.render_head) at random
+  identities and poses: an independent geometry, so a depth-scale or zero-pitch bias
+  shows up here (as does any difference between the procedural face and a real one).
+  ``--synthetic N`` does the same through loomis.synthetic.benchmark_samples, if present.
 * always: the astronaut symmetry checks (mirror flips yaw/roll; rotating by θ adds θ
   to roll) as deviations in degrees.
 
     python benchmarks/pose_accuracy.py [--labels L.csv --photos DIR] [--rerender 60]
+                                       [--render 40]
 """
 from __future__ import annotations
 
@@ -181,6 +184,22 @@ def _render(src, tex, ref, tris, pose: HeadPose, cam: Camera, out: np.ndarray) -
 
 # --------------------------------------------------------------------------- synthetic
 
+def render_set(n: int, seed: int = 0, size: int = 384):
+    """Procedural heads of loomis.render at random known poses and identities."""
+    from loomis.render import HeadIdentity, Lighting, render_head
+
+    rng = np.random.default_rng(seed)
+    for _ in range(n):
+        ident = HeadIdentity.sample(rng)
+        yaw, pitch, roll = rng.uniform(-60, 60), rng.uniform(-30, 30), rng.uniform(-30, 30)
+        cam = Camera.from_fov(size, size, 40.0)
+        dist = rng.uniform(14.0, 18.0)
+        off = rng.uniform(-0.08, 0.08, 2) * dist
+        pose = HeadPose(yaw, pitch, roll, 1.0, (off[0], off[1], -dist))
+        gt = angles_from_matrix(_ray_rotation(np.asarray(pose.position)).T @ pose.rotation)
+        yield render_head(ident, pose, cam, Lighting.sample(rng)), gt
+
+
 def synthetic_set(n: int, seed: int = 0):
     try:
         from loomis import synthetic
@@ -196,7 +215,8 @@ def main() -> None:
     ap.add_argument("--negate", default="", help="comma list of axes whose sign to flip")
     ap.add_argument("--radians", action="store_true", help="labels are in radians")
     ap.add_argument("--rerender", type=int, default=60)
-    ap.add_argument("--synthetic", type=int, default=0)
+    ap.add_argument("--render", type=int, default=0, help="procedural heads (loomis.render)")
+    ap.add_argument("--synthetic", type=int, default=0, help="loomis.synthetic samples")
     ap.add_argument("--methods", default="pnp,procrustes")
     ap.add_argument("--save", type=Path, default=None, help="write the results as JSON")
     args = ap.parse_args()
@@ -206,6 +226,8 @@ def main() -> None:
         res: dict = {"symmetry": symmetry(method)}
         if args.rerender:
             res["rerender"] = _evaluate(rerender_set(args.rerender), method)
+        if args.render:
+            res["render"] = _evaluate(render_set(args.render), method)
         if args.synthetic:
             samples = synthetic_set(args.synthetic)
             res["synthetic"] = (_evaluate(samples, method) if samples is not None
