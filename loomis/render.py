@@ -226,6 +226,17 @@ def _ellipsoid_far(u: np.ndarray, centre, axes, rot: np.ndarray | None = None) -
     return (ab + np.where(disc >= 0, root, -6.0 * root)) / aa
 
 
+def _radial_bump(u: np.ndarray, tip, length: float, half_width: float, half_height: float) -> np.ndarray:
+    """An ellipsoid whose long axis points from ``tip`` towards the origin.
+
+    Parts of a radial (star-shaped) surface must not show a side to the origin, or their
+    outline seen from there becomes a crease; a bump aimed at the origin shows only its tip.
+    """
+    tip = np.asarray(tip, np.float64)
+    axis = tip / np.linalg.norm(tip)
+    return _ellipsoid_far(u, tip - length * axis, (length, half_width, half_height), _frame(axis))
+
+
 def _frame(axis) -> np.ndarray:
     """Rotation whose first column is ``axis`` (for ellipsoids along a segment)."""
     a = np.asarray(axis, np.float64)
@@ -245,10 +256,11 @@ def _warp(t: np.ndarray, slope: float) -> np.ndarray:
 def _sphere_grid(nlon: int, nlat: int):
     """Unit directions on a lat/long grid, denser over the face, plus its triangles."""
     lon = math.pi * _warp(np.linspace(-1, 1, nlon), 0.45)
+    # Latitude: a smooth cubic, densest a little below the brow (the face), that maps
+    # [-1, 1] onto [-pi/2, pi/2]. (A kink here would show as a band in the shading.)
     t = np.linspace(-1, 1, nlat)
-    lat0 = -0.35
-    g = _warp(t, 0.5)
-    lat = np.where(t < 0, lat0 + (math.pi / 2 + lat0) * g, lat0 + (math.pi / 2 - lat0) * g)
+    lat0, slope = -0.35, 0.8
+    lat = lat0 + slope * t - lat0 * t * t + (math.pi / 2 - slope) * t ** 3
     la, lo = np.meshgrid(lat, lon, indexing="ij")            # (nlat, nlon)
     u = np.stack([np.cos(la) * np.sin(lo), np.sin(la), np.cos(la) * np.cos(lo)], -1)
     faces = _grid_faces(nlat, nlon)
@@ -312,19 +324,28 @@ def _head_radius(u: np.ndarray, ident: HeadIdentity) -> np.ndarray:
     r = np.full(len(u), R, np.float32)
     r = _smax(r, _ellipsoid_far(u, (0, 0.12, -0.30), (d + 0.04, 1.36, 1.45)), 0.25)
     r = _smax(r, _ellipsoid_far(u, (0, 0.35, 0.25), (0.88, 1.12, R - 0.27)), 0.2)
-    below = np.where(u[:, 1] < -1e-3, 0.9 / np.maximum(-u[:, 1], 1e-3), 50.0)
-    r = _smin(r, below, 0.35)
+    below = np.where(u[:, 1] < -1e-3, 1.25 / np.maximum(-u[:, 1], 1e-3), 50.0)
+    r = _smin(r, below, 0.3)
     # Lower face: one egg from cheekbones to chin whose section at lower-lip height
     # passes through the jaw angles, plus the chin's forward point.
-    ey, yc = 1.35, -0.55
-    ex = min(jx / math.sqrt(max(1.0 - ((jy - yc) / ey) ** 2 - (jz / nd) ** 2, 0.2)), d + 0.12)
-    r = _smax(r, _ellipsoid_far(u, (0, yc, 0.0), (ex, ey, nd)), 0.3)
-    # The mandible: an egg tilted from inside the head down to the chin (so that, seen
-    # from the ball centre, only its outer side shows), narrowing to the chin.
-    chin = np.array([0.0, p.chin_y + 0.12, cd - 0.10])
-    back = np.array([0.0, -0.30, -0.25])
-    mid, axis = 0.5 * (chin + back), chin - back
-    r = _smax(r, _ellipsoid_far(u, mid, (0.5 * np.linalg.norm(axis) + 0.12, jx + 0.02, 0.50), _frame(axis)), 0.3)
+    # Lower face: one egg from the cheekbones to the chin, tilted so that its lower end
+    # comes forward to the chin, as wide at lower-lip height as the jaw angles.
+    tilt = math.radians(24.0)
+    axis = np.array([0.0, -math.cos(tilt), math.sin(tilt)])
+    centre = np.array([0.0, -0.62, 0.0])
+    ey = 1.42
+    depth = nd - 0.02
+    # The egg's width where it passes the jaw angle (local coordinates along/across it).
+    rel = np.array([jy, jz]) - centre[1:]
+    along = rel @ axis[1:]
+    across = rel @ np.array([axis[2], -axis[1]])
+    ex = min(jx / math.sqrt(max(1.0 - (along / ey) ** 2 - (across / depth) ** 2, 0.2)), d + 0.12)
+    rot = np.stack([np.array([1.0, 0.0, 0.0]), axis, np.cross([1.0, 0.0, 0.0], axis)], 1)
+    r = _smax(r, _ellipsoid_far(u, centre, (ex, ey, depth), rot), 0.4)
+    # The chin's forward point: an ellipsoid pointing at the ball centre, so that seen from
+    # there only its tip stands out (no ledge above it).
+    cw = p.chin_half_width
+    r = _smax(r, _radial_bump(u, (0, p.chin_y + 0.12, cd), 0.6, cw + 0.12, 0.22), 0.25)
     # Side planes: flatten the skull near x = ±d (the ears sit there).
     side = (d + 0.10) / np.maximum(np.abs(u[:, 0]), 1e-3)
     r = _smin(r, side, 0.25)
@@ -333,24 +354,24 @@ def _head_radius(u: np.ndarray, ident: HeadIdentity) -> np.ndarray:
     r = _smax(r, _ellipsoid_far(u, (0, -0.03, R - 0.22), (0.78, 0.11 + 0.03 * br, 0.20 + 0.03 * br)), 0.12)
     cb = ident.cheekbones
     for s in (1, -1):
-        r = _smax(r, _ellipsoid_far(u, (s * 0.60, -0.45, 0.72), (0.30, 0.16, 0.38 + 0.04 * cb)), 0.2)
+        r = _smax(r, _ellipsoid_far(u, (s * 0.62, -0.45, 0.66), (0.32, 0.18, 0.40 + 0.04 * cb)), 0.25)
     # Lips, above and below the mouth line, wrapped round the teeth.
     my = float(pts["mouth"][1])
     mz = float(face_depth(my, p))
     lf = ident.lip_fullness
     mw = p.mouth_half_width
-    r = _smax(r, _ellipsoid_far(u, (0, my + 0.075, mz - 0.16), (mw * 0.85, 0.075 * lf, 0.17 + 0.02 * lf)), 0.05)
-    r = _smax(r, _ellipsoid_far(u, (0, my - 0.095, mz - 0.18), (mw * 0.72, 0.085 * lf, 0.18 + 0.02 * lf)), 0.05)
+    r = _smax(r, _radial_bump(u, (0, my + 0.055, mz + 0.01 + 0.01 * lf), 0.35, mw * 0.95, 0.07 * lf), 0.08)
+    r = _smax(r, _radial_bump(u, (0, my - 0.085, mz + 0.01 * lf), 0.35, mw * 0.80, 0.08 * lf), 0.08)
     # Nose: bridge from between the eyes down to the tip, the tip, and the two wings.
     tip = pts["nose_tip"]
     root = np.array([0.0, -0.25, R - 0.12])
     mid, axis = 0.5 * (root + tip), tip - root
     r = _smax(r, _ellipsoid_far(u, mid - np.array([0, 0, 0.075]), (0.5 * np.linalg.norm(axis) + 0.02, 0.085, 0.10),
                                 _frame(axis)), 0.07)
-    r = _smax(r, _ellipsoid_far(u, tip - np.array([0, 0.02, 0.10]), (0.12, 0.10, 0.105)), 0.05)
+    r = _smax(r, _ellipsoid_far(u, tip - np.array([0, 0.02, 0.09]), (0.10, 0.09, 0.095)), 0.07)
     for s in (1, -1):
-        r = _smax(r, _ellipsoid_far(u, (s * (p.nose_half_width - 0.09), p.nose_y + 0.09, nd - 0.04),
-                                    (0.085, 0.075, 0.085)), 0.06)
+        r = _smax(r, _ellipsoid_far(u, (s * (p.nose_half_width - 0.10), p.nose_y + 0.09, nd - 0.06),
+                                    (0.08, 0.07, 0.08)), 0.09)
     return r.astype(np.float32)
 
 
@@ -472,14 +493,14 @@ def _head_albedo(pos, bare, hair, ident: HeadIdentity, rng, grid_shape):
         # Lips: between the upper lip's top and the lower lip's bottom, mouth-wide.
         my = p.nose_y - p.mouth_drop
         lx = x / (p.mouth_half_width * 0.95)
-        ly_top, ly_bot = my + 0.14 * ident.lip_fullness, my - 0.20 * ident.lip_fullness
-        inside = (1 - lx * lx) > 0
-        cupid = 0.03 * np.cos(lx * 6.0)
-        lipm = inside * _sigmoid((ly_top - cupid * (1 - lx * lx) - y) / 0.012) \
-            * _sigmoid((y - ly_bot) / 0.015) * np.clip((1 - lx * lx) * 3, 0, 1) * front
+        sx = np.clip(1.0 - lx * lx, 0.0, 1.0)
+        cupid = 0.025 * np.exp(-(x / 0.05) ** 2)           # the dip in the upper lip's top
+        top = my + 0.10 * ident.lip_fullness * sx ** 0.8 - cupid * sx
+        bot = my - 0.13 * ident.lip_fullness * sx
+        lipm = _sigmoid((top - y) / 0.01) * _sigmoid((y - bot) / 0.012) * (sx > 0) * front
         skin = skin * (1 - lipm[:, None]) + _lin(ident.lip)[None] * lipm[:, None]
-        line = np.exp(-((y - my + 0.005) / 0.012) ** 2) * np.clip(1 - lx * lx, 0, 1) * front
-        skin *= (1.0 - 0.75 * line)[:, None]
+        line = np.exp(-((y - my) / 0.012) ** 2) * np.clip(sx * 3.0, 0, 1) * front
+        skin *= (1.0 - 0.7 * line)[:, None]
         spec[:, 0] += 0.25 * lipm
         # Eyebrows: an arch above each eye, thick at the inner end, tapering outwards.
         hair_lin = _lin(ident.hair) * 0.8
@@ -779,8 +800,20 @@ class Background:
 
     @classmethod
     def sample(cls, rng: np.random.Generator) -> "Background":
-        return cls(kind=str(rng.choice(BACKGROUNDS)), color=_tuple(rng.uniform(0.1, 0.9, 3)),
+        # Mostly muted colours, as behind real portraits; now and then a strong one.
+        hue = rng.uniform(0, 1)
+        sat = rng.uniform(0.0, 0.35) if rng.random() < 0.8 else rng.uniform(0.35, 0.8)
+        val = rng.uniform(0.15, 0.92)
+        rgb = np.array([_hue_channel(hue, k) for k in (0, 1, 2)])
+        color = val * (1 - sat + sat * rgb)
+        return cls(kind=str(rng.choice(BACKGROUNDS)), color=_tuple(color),
                    seed=int(rng.integers(2 ** 31)))
+
+
+def _hue_channel(hue: float, k: int) -> float:
+    """One channel of a fully saturated colour of the given hue (k = 0, 1, 2: r, g, b)."""
+    x = (hue * 6.0 + (4.0, 2.0, 0.0)[k]) % 6.0
+    return float(np.clip(abs(x - 3.0) - 1.0, 0.0, 1.0))
 
 
 def _shadow_map(pos: np.ndarray, faces: np.ndarray, cull: np.ndarray, light: np.ndarray,
@@ -819,12 +852,16 @@ def _shadow_map(pos: np.ndarray, faces: np.ndarray, cull: np.ndarray, light: np.
     emap = cv2.GaussianBlur(emap, (0, 0), sigma)
 
     def lit(p: np.ndarray) -> np.ndarray:
-        q = (p @ basis - origin) * scale
-        ix = np.clip(np.round(q[:, 0]).astype(np.int64), 0, res - 1)
-        iy = np.clip(np.round(q[:, 1]).astype(np.int64), 0, res - 1)
+        q = (p @ basis - origin) * np.float32(scale) - 0.5     # pixel centres at +0.5
+        q0 = np.floor(q)
+        f = (q - q0).astype(np.float64)
+        ix = np.clip(q0[:, 0].astype(np.int64), 0, res - 2)
+        iy = np.clip(q0[:, 1].astype(np.int64), 0, res - 2)
+        e = (emap[iy, ix] * (1 - f[:, 0]) * (1 - f[:, 1]) + emap[iy, ix + 1] * f[:, 0] * (1 - f[:, 1])
+             + emap[iy + 1, ix] * (1 - f[:, 0]) * f[:, 1] + emap[iy + 1, ix + 1] * f[:, 0] * f[:, 1])
         z = -(p @ light) - d0
         bias = 0.03 * span
-        return np.clip(emap[iy, ix] * np.exp(np.clip(-k * (z - bias), -60, 60)), 0.0, 1.0)
+        return np.clip(e * np.exp(np.clip(-k * (z - bias), -60, 60)), 0.0, 1.0).astype(np.float32)
 
     return lit
 
