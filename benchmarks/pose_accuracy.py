@@ -60,13 +60,18 @@ def _summary(pred: list, truth: list, missed: int) -> dict:
     for i, a in enumerate(AXES):
         out[f"bias_{a}"] = round(float(err[:, i].mean()), 2)
     out["mae_mean"] = round(float(np.abs(err).mean()), 2)
+    # slope of predicted on true angle: < 1 means the estimates are compressed towards 0
+    t, p = np.asarray(truth), np.asarray(pred)
+    for i, a in enumerate(AXES):
+        if len(t) > 2 and np.ptp(t[:, i]) > 1:
+            out[f"slope_{a}"] = round(float(np.polyfit(t[:, i], p[:, i], 1)[0]), 3)
     return out
 
 
-def _evaluate(samples, method: str) -> dict:
+def _evaluate(samples, method: str, pitch_gain: float = 1.0) -> dict:
     """samples: iterable of (image, (yaw, pitch, roll))."""
     pred, truth, missed = [], [], 0
-    with PoseEstimator(PoseConfig(method=method)) as est:
+    with PoseEstimator(PoseConfig(method=method, pitch_gain=pitch_gain)) as est:
         for img, gt in samples:
             faces = est.estimate(img)
             if not faces:
@@ -218,6 +223,7 @@ def main() -> None:
     ap.add_argument("--render", type=int, default=0, help="procedural heads (loomis.render)")
     ap.add_argument("--synthetic", type=int, default=0, help="loomis.synthetic samples")
     ap.add_argument("--methods", default="pnp,procrustes")
+    ap.add_argument("--pitch-gain", type=float, default=1.0, help="PoseConfig.pitch_gain")
     ap.add_argument("--save", type=Path, default=None, help="write the results as JSON")
     args = ap.parse_args()
     methods = [m for m in args.methods.split(",") if m]
@@ -225,19 +231,19 @@ def main() -> None:
     for method in methods:
         res: dict = {"symmetry": symmetry(method)}
         if args.rerender:
-            res["rerender"] = _evaluate(rerender_set(args.rerender), method)
+            res["rerender"] = _evaluate(rerender_set(args.rerender), method, args.pitch_gain)
         if args.render:
-            res["render"] = _evaluate(render_set(args.render), method)
+            res["render"] = _evaluate(render_set(args.render), method, args.pitch_gain)
         if args.synthetic:
             samples = synthetic_set(args.synthetic)
-            res["synthetic"] = (_evaluate(samples, method) if samples is not None
+            res["synthetic"] = (_evaluate(samples, method, args.pitch_gain) if samples is not None
                                 else "loomis.synthetic not available")
         if args.labels:
             if args.photos is None:
                 raise SystemExit("--labels needs --photos DIR")
             negate = {a.strip() for a in args.negate.split(",") if a.strip()}
             res["labelled"] = _evaluate(labelled(args.labels, args.photos, negate,
-                                                 args.radians), method)
+                                                 args.radians), method, args.pitch_gain)
         results[method] = res
     text = json.dumps(results, indent=1)
     print(text)
