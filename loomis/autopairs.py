@@ -8,8 +8,9 @@ the construction is drawn *through the crop's camera*: a crop is a shift of the 
 point and a resize is a change of focal length, so the lines still sit exactly on the
 face, perspective included.
 
-Layout (the pix2pix "aligned" convention): ``OUT/{train,val,test}/NAME.png``, each image
-``2S × S`` with the photo (A) on the left and the drawing (B) on the right. The split is
+Layout (the pix2pix "aligned" convention, and the same as ``make_dataset.py synthetic``):
+``OUT/paired/{train,val,test}/NAME.png``, each image ``2S × S`` with the photo (A) on
+the left and the drawing (B) on the right. The split is
 decided by a hash of the file name, so adding photos later never moves old ones between
 splits. ``OUT/report.json`` lists every skipped file with the reason.
 """
@@ -205,7 +206,7 @@ def split_of(name: str, config: PairConfig) -> str:
 
 def make_pairs(photos: str | Path, out: str | Path, config: PairConfig = PairConfig(), *,
                estimator: PoseEstimator | None = None, verbose: bool = True) -> PairReport:
-    """Every picture under ``photos`` (recursively) → ``out/{train,val,test}/*.png``, plus
+    """Every picture under ``photos`` (recursively) → ``out/paired/{train,val,test}/``, plus
     ``out/report.json``. Files that are not pictures by name are ignored; pictures that
     cannot be used are reported with the reason."""
     photos, out = Path(photos), Path(out)
@@ -227,7 +228,7 @@ def make_pairs(photos: str | Path, out: str | Path, config: PairConfig = PairCon
                 report.skipped.append(Skip(rel, exc.reason, str(exc)))
                 continue
             split = split_of(rel, config)
-            dest = out / split / (Path(rel).with_suffix("").as_posix().replace("/", "__")
+            dest = out / "paired" / split / (Path(rel).with_suffix("").as_posix().replace("/", "__")
                                   + ".png")
             dest.parent.mkdir(parents=True, exist_ok=True)
             pair.image.save(dest)

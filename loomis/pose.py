@@ -140,8 +140,8 @@ class PoseResult:
             x0, _, x1, _ = self.too_small[0]
             raise NoFaceError(
                 f"found {len(self.too_small)} face(s) but the largest is only "
-                f"{x1 - x0:.0f} px wide in this {w}x{h} image; crop closer to the face so "
-                f"it is at least a fifth of the picture")
+                f"{x1 - x0:.0f} px wide in this {w}x{h} image; use a higher-resolution "
+                f"photo, or one where the face fills more of the frame")
         raise NoFaceError(
             f"no face found in this {w}x{h} image; use a photo where one face is clearly "
             f"visible, lit from the front, not hidden by hands or hair, and at least a "

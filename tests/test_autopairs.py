@@ -95,10 +95,10 @@ def test_folder_to_pix2pix_layout_with_report(estimator, astronaut, tmp_path, ca
     out = tmp_path / "pairs"
     report = make_pairs(src, out, PairConfig(size=64, val_fraction=0.0, test_fraction=0.0),
                         estimator=estimator)
-    written = sorted(p.name for p in (out / "train").iterdir())
+    written = sorted(p.name for p in (out / "paired" / "train").iterdir())
     assert written == ["a.png", "more__gray.png", "palette.png"]
     for name in written:
-        assert Image.open(out / "train" / name).size == (128, 64)
+        assert Image.open(out / "paired" / "train" / name).size == (128, 64)
     data = json.loads((out / "report.json").read_text())
     assert data["total_written"] == 3
     reasons = {s["file"]: s["reason"] for s in data["skipped"]}
