@@ -126,6 +126,7 @@ def construction_points(proportions: LoomisProportions = LoomisProportions()) ->
     ez = math.sqrt(R * R - p.eye_spacing ** 2 - ey * ey)
     my = p.nose_y - p.mouth_drop
     mz = float(face_depth(my, p))
+    ll_y = p.nose_y - 0.5 * (p.mouth_drop + p.lower_lip_drop)
     jx, jy, jz = p.jaw_angle
     ear_z = -(p.ear_gap + 0.5 * p.ear_width)
     ear_y = 0.5 * (p.ear_top + p.ear_bottom)
@@ -138,7 +139,7 @@ def construction_points(proportions: LoomisProportions = LoomisProportions()) ->
         "nose": (0.0, p.nose_y, p.nose_depth),
         "nose_tip": (0.0, p.nose_y + 0.15, p.nose_depth + p.nose_length),
         "mouth": (0.0, my, mz),
-        "lower_lip": (0.0, p.nose_y - p.lower_lip_drop, float(face_depth(p.nose_y - p.lower_lip_drop, p))),
+        "lower_lip": (0.0, ll_y, float(face_depth(ll_y, p))),    # the lower lip's middle
         "chin": (0.0, p.chin_y, p.chin_depth),
         "eye_left": (p.eye_spacing, ey, ez),
         "eye_right": (-p.eye_spacing, ey, ez),

@@ -345,13 +345,13 @@ def _head_radius(u: np.ndarray, ident: HeadIdentity) -> np.ndarray:
     # The chin's forward point: an ellipsoid pointing at the ball centre, so that seen from
     # there only its tip stands out (no ledge above it).
     cw = p.chin_half_width
-    r = _smax(r, _radial_bump(u, (0, p.chin_y + 0.12, cd), 0.6, cw + 0.12, 0.22), 0.25)
+    r = _smax(r, _radial_bump(u, pts["chin"] * 1.01, 0.6, cw + 0.12, 0.24), 0.25)
     # Side planes: flatten the skull near x = ±d (the ears sit there).
     side = (d + 0.10) / np.maximum(np.abs(u[:, 0]), 1e-3)
     r = _smin(r, side, 0.25)
     # Brow ridge and cheekbones.
     br = ident.brow_ridge
-    r = _smax(r, _ellipsoid_far(u, (0, -0.03, R - 0.22), (0.78, 0.11 + 0.03 * br, 0.20 + 0.03 * br)), 0.12)
+    r = _smax(r, _ellipsoid_far(u, (0, -0.03, R - 0.26 - 0.03 * br), (0.78, 0.11 + 0.03 * br, 0.20 + 0.03 * br)), 0.12)
     cb = ident.cheekbones
     for s in (1, -1):
         r = _smax(r, _ellipsoid_far(u, (s * 0.62, -0.45, 0.66), (0.32, 0.18, 0.40 + 0.04 * cb)), 0.25)
@@ -361,7 +361,7 @@ def _head_radius(u: np.ndarray, ident: HeadIdentity) -> np.ndarray:
     lf = ident.lip_fullness
     mw = p.mouth_half_width
     r = _smax(r, _radial_bump(u, (0, my + 0.055, mz + 0.01 + 0.01 * lf), 0.35, mw * 0.95, 0.07 * lf), 0.08)
-    r = _smax(r, _radial_bump(u, (0, my - 0.085, mz + 0.01 * lf), 0.35, mw * 0.80, 0.08 * lf), 0.08)
+    r = _smax(r, _radial_bump(u, pts["lower_lip"] + [0, 0, 0.01 * lf], 0.35, mw * 0.80, 0.08 * lf), 0.08)
     # Nose: bridge from between the eyes down to the tip, the tip, and the two wings.
     tip = pts["nose_tip"]
     root = np.array([0.0, -0.25, R - 0.12])

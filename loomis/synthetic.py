@@ -23,8 +23,8 @@ from .head import construction_lines
 from .imageio import to_tensor
 from .render import Background, HeadIdentity, Lighting, render_head
 
-__all__ = ["SceneParams", "PoseRangeError", "POSE_RANGE", "MIN_SIZE", "MAX_SIZE",
-           "render_pair", "SyntheticPairs", "check_size"]
+__all__ = ["SceneParams", "PoseRangeError", "POSE_RANGE", "MIN_SIZE", "MAX_SIZE", "scene",
+           "render_pair", "render_photo", "render_drawing", "SyntheticPairs", "check_size"]
 
 #: Supported head rotation, degrees: (low, high) per angle. Beyond this the Loomis
 #: construction still projects, but the renderer's neck and shoulders do not hold up.
@@ -108,20 +108,33 @@ class SceneParams:
         return d
 
 
-def render_pair(params: SceneParams, size: int = 256) -> tuple[Image.Image, Image.Image]:
-    """``(photo, drawing)`` as RGB images of ``size``², the drawing on white paper."""
+def render_photo(params: SceneParams, size: int = 256) -> Image.Image:
+    """The photo-like render of a scene, ``size``² RGB."""
     size = check_size(size)
-    cam = params.camera(size)
-    photo = render_head(params.identity, params.pose, cam, params.lighting, params.background)
-    strokes = construction_lines(params.pose, cam, params.identity.proportions)
+    return Image.fromarray(render_head(params.identity, params.pose, params.camera(size),
+                                       params.lighting, params.background))
+
+
+def render_drawing(params: SceneParams, size: int = 256) -> Image.Image:
+    """The scene's Loomis construction on white paper, ``size``² RGB."""
+    size = check_size(size)
+    strokes = construction_lines(params.pose, params.camera(size), params.identity.proportions)
     style = DrawStyle(sketchy=params.sketchy, hidden=params.hidden, seed=params.draw_seed)
-    drawing = draw_strokes(strokes, (size, size), style)
-    return Image.fromarray(photo), drawing
+    return draw_strokes(strokes, (size, size), style)
 
 
-def scene(seed: int, index: int) -> SceneParams:
-    """The scene of item ``index`` of the stream ``seed`` (independent of other items)."""
-    return SceneParams.sample(np.random.default_rng([int(seed), int(index)]))
+def render_pair(params: SceneParams, size: int = 256) -> tuple[Image.Image, Image.Image]:
+    """``(photo, drawing)`` as RGB images of ``size``², the drawing on white paper, both
+    through the same camera so the construction lies on the rendered head."""
+    return render_photo(params, size), render_drawing(params, size)
+
+
+def scene(seed: int, index: int, stream: int = 0) -> SceneParams:
+    """The scene of item ``index`` of ``seed``'s stream ``stream`` (independent of any other
+    item). Stream 0 is the paired data; other streams give heads unrelated to it."""
+    if stream == 0:
+        return SceneParams.sample(np.random.default_rng([int(seed), int(index)]))
+    return SceneParams.sample(np.random.default_rng([int(seed), int(index), int(stream)]))
 
 
 class SyntheticPairs(torch.utils.data.Dataset):
