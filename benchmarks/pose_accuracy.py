@@ -20,7 +20,7 @@ Sections (each prints MAE and mean signed error = bias, per axis, for each fit m
 * ``--render N``: the project's procedural heads (loomis.render.render_head) at random
   identities and poses: an independent geometry, so a depth-scale or zero-pitch bias
   shows up here (as does any difference between the procedural face and a real one).
-  ``--synthetic N`` does the same through loomis.synthetic.benchmark_samples, if present.
+  ``--synthetic N`` uses loomis.synthetic's training scenes (|yaw| <= 60) instead.
 * always: the astronaut symmetry checks (mirror flips yaw/roll; rotating by θ adds θ
   to roll) as deviations in degrees.
 
@@ -205,12 +205,28 @@ def render_set(n: int, seed: int = 0, size: int = 384):
         yield render_head(ident, pose, cam, Lighting.sample(rng)), gt
 
 
-def synthetic_set(n: int, seed: int = 0):
+def synthetic_set(n: int, seed: int = 0, size: int = 384):
+    """The training scenes of loomis.synthetic (the same head model, framing, lighting
+    and backgrounds as ``make_dataset.py synthetic``), limited to |yaw| <= 60."""
     try:
         from loomis import synthetic
     except ImportError:
         return None
-    return synthetic.benchmark_samples(n, seed=seed)   # yields (image, (yaw, pitch, roll))
+
+    def gen():
+        i = 0
+        made = 0
+        while made < n:
+            params = synthetic.scene(seed, i, stream=7)
+            i += 1
+            if abs(params.pose.yaw) > 60:
+                continue
+            pose = params.pose
+            gt = angles_from_matrix(_ray_rotation(np.asarray(pose.position)).T @ pose.rotation)
+            made += 1
+            yield np.asarray(synthetic.render_photo(params, size)), gt
+
+    return gen()
 
 
 def main() -> None:
