@@ -1,8 +1,11 @@
 """Contact sheet of random synthetic pairs: photo | drawing | drawing over the photo.
 
     python benchmarks/contact_sheet.py [--out docs/contact_sheet.png] [--n 16] [--size 192] [--seed 0]
+    python benchmarks/contact_sheet.py --pose-convention docs/pose_convention.png
 
 Made for the README and for looking: are the heads recognisable, do the lines sit on them?
+``--pose-convention`` instead draws the yaw/pitch/roll sign convention with the
+construction itself (rows: yaw, pitch, roll; columns: negative, zero, positive).
 """
 from __future__ import annotations
 
@@ -15,7 +18,11 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from PIL import ImageDraw  # noqa: E402
+
+from loomis.camera import Camera, HeadPose  # noqa: E402
 from loomis.draw import DrawStyle, draw_strokes  # noqa: E402
+from loomis.render import Background, HeadIdentity, Lighting, render_head  # noqa: E402
 from loomis.head import construction_lines  # noqa: E402
 from loomis.synthetic import render_pair, scene  # noqa: E402
 
@@ -38,6 +45,36 @@ def sheet(n: int, size: int, seed: int, cols: int = 4) -> Image.Image:
     return Image.fromarray(out)
 
 
+def pose_convention(size: int = 220) -> Image.Image:
+    """Rows yaw, pitch, roll at -35/0/+35 degrees: the rendered head with its construction
+    (in red, far side faint), each labelled with its angle and what the sign means."""
+    cam = Camera.from_fov(size, size, 30.0)
+    ident = HeadIdentity(hair_style="short")
+    light = Lighting(azimuth=20, elevation=30, softness=0.6)
+    bg = Background("flat", (0.93, 0.93, 0.91))
+    rows = [("yaw", "+ turns the face to the image's right"),
+            ("pitch", "+ tilts the face up (chin forward)"),
+            ("roll", "+ rotates the head counter-clockwise")]
+    label_h, gap = 22, 8
+    out = Image.new("RGB", (3 * size + 2 * gap, 3 * (size + label_h) + 2 * gap + 30), "white")
+    draw = ImageDraw.Draw(out)
+    draw.text((6, 8), "Pose convention (loomis.camera): R = Rz(roll) Rx(-pitch) Ry(yaw); "
+                      "angles in degrees", fill=(0, 0, 0))
+    for r, (name, meaning) in enumerate(rows):
+        for c, value in enumerate((-35.0, 0.0, 35.0)):
+            angles = {"yaw": 0.0, "pitch": 0.0, "roll": 0.0, name: value}
+            pose = HeadPose(angles["yaw"], angles["pitch"], angles["roll"], position=(0, 0.35, -11.5))
+            photo = Image.fromarray(render_head(ident, pose, cam, light, bg, noise=0))
+            strokes = construction_lines(pose, cam, ident.proportions)
+            tile = draw_strokes(strokes, photo, DrawStyle(color=(200, 30, 20), hidden="faint",
+                                                          hidden_opacity=0.35))
+            x, y = c * (size + gap), 30 + r * (size + label_h + gap)
+            out.paste(tile, (x, y + label_h))
+            text = f"{name} {value:+.0f}" + (f":  {meaning}" if c == 2 else "")
+            draw.text((x + 4, y + 5), text if c == 2 else f"{name} {value:+.0f}", fill=(0, 0, 0))
+    return out
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="docs/contact_sheet.png")
@@ -45,8 +82,13 @@ def main(argv=None) -> None:
     ap.add_argument("--size", type=int, default=192)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cols", type=int, default=4)
+    ap.add_argument("--pose-convention", metavar="OUT", help="draw the pose sign convention instead")
     args = ap.parse_args(argv)
-    img = sheet(args.n, args.size, args.seed, args.cols)
+    if args.pose_convention:
+        args.out = args.pose_convention
+        img = pose_convention()
+    else:
+        img = sheet(args.n, args.size, args.seed, args.cols)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     img.save(args.out, optimize=True)
     print(f"wrote {args.out} ({img.size[0]}x{img.size[1]})")

@@ -776,7 +776,9 @@ def _background(kind: str, color: tuple, w: int, h: int, rng: np.random.Generato
         t = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
         img = np.broadcast_to(base * (1 - t) + other * t, (h, w, 3)).astype(np.float32)
     elif kind == "blotches":
-        small = np.clip(np.asarray(color)[None, None] + rng.normal(0, 0.12, (4, 5, 3)), 0, 1)
+        # Out-of-focus surroundings: the colour, brighter and darker in soft patches.
+        shade = rng.uniform(0.55, 1.35, (4, 5, 1)) + rng.normal(0, 0.04, (4, 5, 3))
+        small = np.clip(np.asarray(color)[None, None] * shade, 0, 1)
         img = cv2.resize(_lin(small).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
         img = cv2.GaussianBlur(img, (0, 0), max(w, h) / 12 + 0.5)
     else:  # studio: a soft pool of light behind the head
@@ -844,24 +846,24 @@ def _shadow_map(pos: np.ndarray, faces: np.ndarray, cull: np.ndarray, light: np.
     facing = (np.cross(b - a, c - a) @ light) > 0
     keep = facing | ~cull
     zbuf = _rasterize(xy, ldepth, faces[keep], res, res, depth_only=True)
-    zbuf = zbuf.reshape(res, res).astype(np.float64)
+    zbuf = zbuf.reshape(res, res)
     k = 40.0 / span                                  # ESM sharpness per camera unit
     far = np.where(np.isfinite(zbuf), zbuf, ldepth.max() + 10.0)
-    emap = np.exp(np.clip(k * far, -60, 60))
+    emap = np.exp(np.clip(k * far, -60, 60)).astype(np.float32)
     sigma = 0.6 + softness * res / 45.0
     emap = cv2.GaussianBlur(emap, (0, 0), sigma)
 
     def lit(p: np.ndarray) -> np.ndarray:
         q = (p @ basis - origin) * np.float32(scale) - 0.5     # pixel centres at +0.5
         q0 = np.floor(q)
-        f = (q - q0).astype(np.float64)
+        f = q - q0
         ix = np.clip(q0[:, 0].astype(np.int64), 0, res - 2)
         iy = np.clip(q0[:, 1].astype(np.int64), 0, res - 2)
         e = (emap[iy, ix] * (1 - f[:, 0]) * (1 - f[:, 1]) + emap[iy, ix + 1] * f[:, 0] * (1 - f[:, 1])
              + emap[iy + 1, ix] * (1 - f[:, 0]) * f[:, 1] + emap[iy + 1, ix + 1] * f[:, 0] * f[:, 1])
         z = -(p @ light) - d0
         bias = 0.03 * span
-        return np.clip(e * np.exp(np.clip(-k * (z - bias), -60, 60)), 0.0, 1.0).astype(np.float32)
+        return np.clip(e * np.exp(np.clip(-k * (z - bias), -60, 60)), 0.0, 1.0)
 
     return lit
 
@@ -956,7 +958,8 @@ def render_head(identity: HeadIdentity, pose: HeadPose, camera: Camera,
     img = img / (1.0 + 0.25 * img)
     img = np.where(img <= 0.0031308, 12.92 * img, 1.055 * np.power(np.maximum(img, 0), 1 / 2.4) - 0.055)
     if noise > 0:
-        img = img + noise * rng.standard_normal(img.shape, dtype=np.float32)
+        # Sensor grain, mostly in brightness (one field shared by the channels).
+        img = img + noise * rng.standard_normal(img.shape[:2], dtype=np.float32)[..., None]
     out = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
     if not return_mask:
         return out
