@@ -28,16 +28,17 @@ from loomis.head import construction_lines  # noqa: E402
 from loomis.synthetic import render_drawing, render_pair, render_photo, scene  # noqa: E402
 
 
-def _rate(fn, scenes, size: int, repeats: int) -> float:
-    """Items per second: median over repeats, each over fresh scenes (no mesh cache hits)."""
-    rates = []
-    for r in range(repeats):
-        batch = scenes[r]
-        t = time.perf_counter()
-        for p in batch:
-            fn(p, size)
-        rates.append(len(batch) / (time.perf_counter() - t))
-    return statistics.median(rates)
+def _rates(fns: dict, scenes, size: int) -> dict[str, float]:
+    """Items per second for each function: the median over repeats, each over fresh scenes. The functions take turns within every repeat, so a busy moment
+    on a shared machine hits them alike."""
+    rates: dict[str, list[float]] = {k: [] for k in fns}
+    for batches in scenes:
+        for (name, fn), batch in zip(fns.items(), batches):
+            t = time.perf_counter()
+            for p in batch:
+                fn(p, size)
+            rates[name].append(len(batch) / (time.perf_counter() - t))
+    return {k: statistics.median(v) for k, v in rates.items()}
 
 
 def mediapipe_rate(n: int, size: int, seed: int = 1000) -> float:
@@ -68,12 +69,12 @@ def main(argv=None) -> dict:
                     help="check MediaPipe face detection on N renders (|yaw| <= 45)")
     args = ap.parse_args(argv)
     render_pair(scene(args.seed, 10 ** 6), args.size)               # warm-up (imports, caches)
-    scenes = [[scene(args.seed, r * args.n + i) for i in range(args.n)] for r in range(args.repeats)]
-    res = {"size": args.size, "n": args.n, "repeats": args.repeats,
-           "pairs_per_s": _rate(render_pair, scenes, args.size, args.repeats)}
-    scenes = [[scene(args.seed + 1, r * args.n + i) for i in range(args.n)] for r in range(args.repeats)]
-    res["photos_per_s"] = _rate(render_photo, scenes, args.size, args.repeats)
-    res["drawings_per_s"] = _rate(render_drawing, scenes, args.size, args.repeats)
+    # Every function gets scenes of its own (a head rendered twice would hit the mesh cache).
+    scenes = [[[scene(args.seed + k, r * args.n + i) for i in range(args.n)] for k in range(3)]
+              for r in range(args.repeats)]
+    rates = _rates({"pairs_per_s": render_pair, "photos_per_s": render_photo,
+                    "drawings_per_s": render_drawing}, scenes, args.size)
+    res = {"size": args.size, "n": args.n, "repeats": args.repeats, **rates}
     cam = Camera.from_fov(640, 480, 40.0)
     strokes = construction_lines(HeadPose(25, 10, 5, position=(0, 0.3, -9)), cam)
     for name, style in (("draw_640x480_ms", DrawStyle()), ("draw_sketchy_640x480_ms", DrawStyle(sketchy=True))):

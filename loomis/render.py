@@ -326,26 +326,37 @@ def _head_radius(u: np.ndarray, ident: HeadIdentity) -> np.ndarray:
     r = _smax(r, _ellipsoid_far(u, (0, 0.35, 0.25), (0.88, 1.12, R - 0.27)), 0.2)
     below = np.where(u[:, 1] < -1e-3, 1.25 / np.maximum(-u[:, 1], 1e-3), 50.0)
     r = _smin(r, below, 0.3)
-    # Lower face: one egg from cheekbones to chin whose section at lower-lip height
-    # passes through the jaw angles, plus the chin's forward point.
     # Lower face: one egg from the cheekbones to the chin, tilted so that its lower end
-    # comes forward to the chin, as wide at lower-lip height as the jaw angles.
+    # comes forward to (just inside) the chin point, and as wide at lower-lip height as
+    # the jaw angles.
     tilt = math.radians(24.0)
     axis = np.array([0.0, -math.cos(tilt), math.sin(tilt)])
     centre = np.array([0.0, -0.62, 0.0])
-    ey = 1.42
     depth = nd - 0.02
+    rel = pts["chin"][1:] * 0.97 - centre[1:]
+    along = rel @ axis[1:]
+    across = rel @ np.array([axis[2], -axis[1]])
+    ey = along / math.sqrt(max(1.0 - (across / depth) ** 2, 0.1))
     # The egg's width where it passes the jaw angle (local coordinates along/across it).
     rel = np.array([jy, jz]) - centre[1:]
     along = rel @ axis[1:]
     across = rel @ np.array([axis[2], -axis[1]])
     ex = min(jx / math.sqrt(max(1.0 - (along / ey) ** 2 - (across / depth) ** 2, 0.2)), d + 0.12)
     rot = np.stack([np.array([1.0, 0.0, 0.0]), axis, np.cross([1.0, 0.0, 0.0], axis)], 1)
-    r = _smax(r, _ellipsoid_far(u, centre, (ex, ey, depth), rot), 0.4)
+    egg = (centre, (ex, ey, depth), rot)
+    r = _smax(r, _ellipsoid_far(u, *egg), 0.4)
+
+    def on_egg(q, lift: float) -> np.ndarray:
+        """``q`` pushed out along its ray to ``lift`` beyond the face egg (if inside it)."""
+        q = np.asarray(q, np.float64)
+        n = np.linalg.norm(q)
+        t = float(_ellipsoid_far((q / n)[None].astype(np.float32), *egg)[0])
+        return q / n * (max(t, n) + lift)
+
     # The chin's forward point: an ellipsoid pointing at the ball centre, so that seen from
     # there only its tip stands out (no ledge above it).
     cw = p.chin_half_width
-    r = _smax(r, _radial_bump(u, pts["chin"] * 1.01, 0.6, cw + 0.12, 0.24), 0.25)
+    r = _smax(r, _radial_bump(u, pts["chin"] * 1.01, 0.6, cw + 0.15, 0.26), 0.25)
     # Side planes: flatten the skull near x = ±d (the ears sit there).
     side = (d + 0.10) / np.maximum(np.abs(u[:, 0]), 1e-3)
     r = _smin(r, side, 0.25)
@@ -360,8 +371,8 @@ def _head_radius(u: np.ndarray, ident: HeadIdentity) -> np.ndarray:
     mz = float(face_depth(my, p))
     lf = ident.lip_fullness
     mw = p.mouth_half_width
-    r = _smax(r, _radial_bump(u, (0, my + 0.055, mz + 0.01 + 0.01 * lf), 0.35, mw * 0.95, 0.07 * lf), 0.08)
-    r = _smax(r, _radial_bump(u, pts["lower_lip"] + [0, 0, 0.01 * lf], 0.35, mw * 0.80, 0.08 * lf), 0.08)
+    r = _smax(r, _radial_bump(u, on_egg((0, my + 0.055, mz), 0.025 + 0.015 * lf), 0.35, mw * 0.95, 0.07 * lf), 0.08)
+    r = _smax(r, _radial_bump(u, on_egg(pts["lower_lip"], 0.02 + 0.015 * lf), 0.35, mw * 0.80, 0.08 * lf), 0.08)
     # Nose: bridge from between the eyes down to the tip, the tip, and the two wings.
     tip = pts["nose_tip"]
     root = np.array([0.0, -0.25, R - 0.12])
@@ -499,8 +510,9 @@ def _head_albedo(pos, bare, hair, ident: HeadIdentity, rng, grid_shape):
         bot = my - 0.13 * ident.lip_fullness * sx
         lipm = _sigmoid((top - y) / 0.01) * _sigmoid((y - bot) / 0.012) * (sx > 0) * front
         skin = skin * (1 - lipm[:, None]) + _lin(ident.lip)[None] * lipm[:, None]
-        line = np.exp(-((y - my) / 0.012) ** 2) * np.clip(sx * 3.0, 0, 1) * front
-        skin *= (1.0 - 0.7 * line)[:, None]
+        # The line between the lips: wide enough to survive the mesh's vertex spacing.
+        line = np.exp(-((y - my) / 0.03) ** 2) * np.clip(sx * 3.0, 0, 1) * front
+        skin *= (1.0 - 0.75 * line)[:, None]
         spec[:, 0] += 0.25 * lipm
         # Eyebrows: an arch above each eye, thick at the inner end, tapering outwards.
         hair_lin = _lin(ident.hair) * 0.8
@@ -870,7 +882,7 @@ def _shadow_map(pos: np.ndarray, faces: np.ndarray, cull: np.ndarray, light: np.
 
 def render_head(identity: HeadIdentity, pose: HeadPose, camera: Camera,
                 lighting: Lighting = Lighting(), background: Background | tuple = Background(),
-                supersample: int = 2, noise: float = 0.012, return_mask: bool = False):
+                supersample: float = 2, noise: float = 0.012, return_mask: bool = False):
     """Render a photo-like head: ``uint8`` array ``(H, W, 3)`` (and a bool mask if asked).
 
     The head lives in the Loomis frame of ``identity.proportions`` and is placed by
@@ -880,15 +892,16 @@ def render_head(identity: HeadIdentity, pose: HeadPose, camera: Camera,
     """
     if not isinstance(identity, HeadIdentity):
         raise TypeError("identity must be a HeadIdentity")
-    if supersample not in (1, 2, 3, 4):
-        raise ValueError(f"supersample must be 1, 2, 3 or 4, got {supersample}")
+    if not 1 <= supersample <= 4:
+        raise ValueError(f"supersample must be between 1 and 4, got {supersample}")
     check_pose_in_front(pose, camera, identity.proportions)
     if isinstance(background, tuple):
         background = Background("flat", tuple(float(v) for v in background))
     ss = supersample
-    W, H = camera.width * ss, camera.height * ss
+    W, H = int(round(camera.width * ss)), int(round(camera.height * ss))
+    sx, sy = W / camera.width, H / camera.height
     cx, cy = camera.principal_point
-    cam = Camera(W, H, camera.focal * ss, cx * ss, cy * ss, camera.orthographic, camera.weak_depth)
+    cam = Camera(W, H, camera.focal * sx, cx * sx, cy * sy, camera.orthographic, camera.weak_depth)
     # Mesh density follows the output size: about two supersampled pixels per vertex.
     nlon = int(np.clip(round(max(camera.width, camera.height) * 0.55 / 8) * 8, 128, 320))
     meshes = _build_meshes(identity, nlon, int(nlon * 0.68) // 2 * 2)
