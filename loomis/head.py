@@ -213,7 +213,7 @@ def _brow(p: LoomisProportions, n: int) -> list:
     return [("brow", np.concatenate(parts), np.concatenate(norms), True)]
 
 
-def _ball_circle_at(p: LoomisProportions, y: float, n: int, front_only: bool, x_max: float):
+def _ball_circle_at(p: LoomisProportions, y: float, n: int, x_max: float):
     """The horizontal circle of the ball at height ``y``, clipped to ``|x| <= x_max``."""
     R = p.radius
     rho = math.sqrt(max(R * R - y * y, 0.0))
@@ -249,9 +249,9 @@ def _face_arc(p: LoomisProportions, y: float, half_width: float, z_front: float,
 def _face_lines(p: LoomisProportions, n: int) -> list:
     d = p.side_offset
     out = []
-    hp, hn = _ball_circle_at(p, p.hairline_y, n, True, d)
+    hp, hn = _ball_circle_at(p, p.hairline_y, n, d)
     out.append(("hairline", hp, hn, False))
-    ep, en = _ball_circle_at(p, p.brow_y - p.eye_drop, n, True, d)
+    ep, en = _ball_circle_at(p, p.brow_y - p.eye_drop, n, d)
     out.append(("eye_line", ep, en, False))
     np_, nn = _face_arc(p, p.nose_y, d, p.nose_depth, d, n)
     out.append(("nose", np_, nn, False))

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from functools import lru_cache
 
 import cv2
@@ -35,7 +35,7 @@ import numpy as np
 from .camera import Camera, HeadPose, rotation_matrix
 from .head import LoomisProportions, check_pose_in_front, construction_points, face_depth
 
-__all__ = ["HeadIdentity", "Lighting", "render_head", "HAIR_STYLES", "BACKGROUNDS"]
+__all__ = ["HeadIdentity", "Lighting", "Background", "render_head", "HAIR_STYLES", "BACKGROUNDS"]
 
 HAIR_STYLES = ("none", "buzz", "short", "medium", "bob")
 BACKGROUNDS = ("flat", "gradient", "blotches", "studio")
