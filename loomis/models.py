@@ -88,6 +88,10 @@ class TrainConfig:
     pool_size: int = 0
     seed: int = 0
     amp: bool = False            # mixed precision; only takes effect on CUDA
+    # Adam as one fused kernel per optimiser (same algorithm; float ops in another order).
+    # At batch 1 the per-parameter Adam update of a 54M-parameter U-Net costs more than the
+    # convolutions on a CPU; fusing it makes a pix2pix step ~1.4–2× faster there.
+    fused_adam: bool = True
 
     def __post_init__(self) -> None:
         if self.netd not in ("basic", "n_layers", "pixel"):
@@ -227,8 +231,9 @@ class _GANModel:
         betas = (cfg.beta1, cfg.beta2)
         g_params = [p for g in self.generators.values() for p in g.parameters()]
         d_params = [p for d in self.discriminators.values() for p in d.parameters()]
-        self.opt_g = torch.optim.Adam(g_params, lr=cfg.lr, betas=betas)
-        self.opt_d = torch.optim.Adam(d_params, lr=cfg.lr, betas=betas)
+        fused = True if cfg.fused_adam and self.device.type in ("cpu", "cuda") else None
+        self.opt_g = torch.optim.Adam(g_params, lr=cfg.lr, betas=betas, fused=fused)
+        self.opt_d = torch.optim.Adam(d_params, lr=cfg.lr, betas=betas, fused=fused)
         self.optimizers = {"G": self.opt_g, "D": self.opt_d}
         self.schedulers = {k: _make_scheduler(o, cfg) for k, o in self.optimizers.items()}
         self.scalers = {k: torch.amp.GradScaler("cuda", enabled=self.amp) for k in self.optimizers}

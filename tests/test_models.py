@@ -151,3 +151,15 @@ def test_device_selection_and_bad_input():
     model = Pix2Pix(Pix2PixConfig(**TINY_P2P), device="cpu")
     with pytest.raises(ValueError, match="channels"):
         model.step(torch.zeros(1, 1, 32, 32), torch.zeros(1, 3, 32, 32))
+
+
+def test_fused_adam_step_gives_the_plain_steps_losses():
+    """The fast path (fused Adam) computes the same maths as the plain one."""
+    a, b = smooth_pairs(2)
+    runs = {}
+    for fused in (False, True):
+        model = Pix2Pix(Pix2PixConfig(**TINY_P2P, dropout=False, fused_adam=fused), device="cpu")
+        runs[fused] = [model.step(a, b) for _ in range(5)]
+    for plain, fast in zip(runs[False], runs[True]):
+        for k in plain:
+            assert fast[k] == pytest.approx(plain[k], rel=1e-3, abs=1e-5), k
