@@ -1,0 +1,441 @@
+"""How good are the shipped generators? Quality on a held-out synthetic set, with baselines.
+
+    python benchmarks/quality.py [--n 120] [--size 256] [--quick] [--json FILE]
+                                 [--figure docs/quality_samples.png] [--cache DIR]
+                                 [--checkpoints checkpoints] [--update-cards]
+
+The test set is rendered by :mod:`loomis.synthetic` from seed :data:`HELD_OUT_SEED`, a seed
+no training command uses (the shipped data is ``make_dataset.py synthetic --seed 1``); item
+``i`` is ``scene(HELD_OUT_SEED, i)``, so the same ``--n`` always gives the same images, on
+any machine. Every pair is a photo-like render and its Loomis construction through the same
+camera, and the render's pose is known exactly.
+
+What is measured, per method (markdown tables on stdout, everything in ``--json``):
+
+* **photo → drawing**: line precision / recall / F1 at 2 px (:mod:`loomis.metrics`) of
+  every generator under ``checkpoints/`` whose config says photo → drawing, of the
+  geometric engine (``photo_to_loomis(background="paper", hidden="omit")``: the targets
+  draw hidden lines faint or not at all, never dashed), and of two baselines:
+  a **Canny** edge map of the photo drawn black on white (what the original experiment's
+  CycleGAN produced; thresholds :data:`CANNY`, the best F1 of a small grid on 24 *training*
+  scenes, seed 1), and each generator's **untrained** twin (same config, the training
+  scripts' initialisation, seed 0).
+* **pose buckets** (the "angles look wrong" question): F1 per bucket of the true pose,
+  relative to the line of sight: frontal |yaw| < 20°, three-quarter 20–60°, profile > 60°;
+  tilted up pitch > 15°, tilted down pitch < −15°. Mean ± standard error and the count.
+* **engine pose error**: mean absolute yaw / pitch / roll error of the engine's pose
+  estimate against the render's pose, overall and per bucket, and how often it found no
+  face (then its drawing is a blank page and scores F1 = 0: that is what a user gets).
+* **drawing → photo**: L1, PSNR, SSIM of every drawing → photo generator and its untrained
+  twin, the input being the target drawing of the same scene.
+* ``ms/img``: wall time per image through :class:`loomis.inference.Translator` (ONNX
+  Runtime where installed), measured during the run; noisy on a shared machine.
+
+``--update-cards`` writes each shipped folder's README.md (model card) with these numbers,
+the training record from its ``training.json`` (see :mod:`loomis.model_card`) and the
+command that reproduces them. ``--quick`` (8 images, no figure unless asked) checks that
+every section runs. With no shipped generators the engine and Canny rows still run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
+
+from loomis.camera import angles_from_matrix  # noqa: E402
+from loomis.metrics import image_metrics, mean_metrics  # noqa: E402
+from loomis.nets import Generator, init_weights  # noqa: E402
+from loomis.synthetic import SceneParams, render_pair, scene  # noqa: E402
+
+#: The held-out seed. Training data must never be made with it (the shipped generators
+#: were trained on seed 1); the model cards record it.
+HELD_OUT_SEED = 20261124
+#: Canny baseline: grey photo, no blur, hysteresis thresholds (low, high), 3x3 Sobel.
+CANNY = (25, 75)
+DRAWING, PHOTO = "drawing", "photo"
+YAW_BUCKETS = (("frontal", 0.0, 20.0), ("three-quarter", 20.0, 60.0), ("profile", 60.0, 181.0))
+PITCH_TILT = 15.0
+BUCKETS = ("frontal", "three-quarter", "profile", "tilted up", "tilted down")
+DEFAULT_N, QUICK_N = 120, 8
+
+
+# --------------------------------------------------------------------------- test set
+
+@dataclass
+class Sample:
+    """One held-out scene: its index, the rendered pair and the true pose (degrees,
+    relative to the line of sight, the convention the pose estimator reports)."""
+
+    index: int
+    photo: Image.Image
+    drawing: Image.Image
+    yaw: float
+    pitch: float
+    roll: float
+
+    @property
+    def buckets(self) -> list[str]:
+        return pose_buckets(self.yaw, self.pitch)
+
+
+def pose_buckets(yaw: float, pitch: float) -> list[str]:
+    """The buckets a pose falls in: one yaw bucket, plus "tilted up"/"tilted down" when
+    |pitch| > 15°."""
+    out = [name for name, lo, hi in YAW_BUCKETS if lo <= abs(yaw) < hi]
+    if pitch > PITCH_TILT:
+        out.append("tilted up")
+    elif pitch < -PITCH_TILT:
+        out.append("tilted down")
+    return out
+
+
+def line_of_sight_angles(params: SceneParams) -> tuple[float, float, float]:
+    """The render's head rotation as it looks from the camera (what a pose estimator can
+    see): the camera-frame rotation with the turn of the view ray through the ball removed."""
+    from loomis.pose import _ray_rotation
+
+    pose = params.pose
+    yaw, pitch, roll = angles_from_matrix(
+        _ray_rotation(np.asarray(pose.position)).T @ pose.rotation)
+    return float(yaw), float(pitch), float(roll)
+
+
+def held_out_set(n: int, size: int = 256, seed: int = HELD_OUT_SEED,
+                 cache: Path | None = None) -> list[Sample]:
+    """Items ``0 … n-1`` of ``seed``'s scenes, rendered at ``size``² (read from ``cache``
+    when it holds them, written there otherwise)."""
+    if n < 1:
+        raise ValueError(f"the test set needs at least one image, got n={n}")
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        meta = cache / "set.json"
+        want = {"seed": seed, "size": size}
+        if meta.is_file() and json.loads(meta.read_text()) != want:
+            raise ValueError(f"{cache} holds a test set of {meta.read_text()}, not {want}; "
+                             "use another --cache folder")
+        meta.write_text(json.dumps(want))
+    samples = []
+    for i in range(n):
+        params = scene(seed, i)
+        photo_path = cache / f"{i:05d}_photo.png" if cache else None
+        drawing_path = cache / f"{i:05d}_drawing.png" if cache else None
+        if cache and photo_path.is_file() and drawing_path.is_file():
+            photo = Image.open(photo_path).convert("RGB")
+            drawing = Image.open(drawing_path).convert("RGB")
+        else:
+            photo, drawing = render_pair(params, size)
+            if cache:
+                photo.save(photo_path)
+                drawing.save(drawing_path)
+        samples.append(Sample(i, photo, drawing, *line_of_sight_angles(params)))
+    return samples
+
+
+# --------------------------------------------------------------------------- methods
+
+@dataclass
+class Method:
+    """A way of making ``target`` images from ``source`` ones (``photo`` or ``drawing``).
+
+    ``run`` maps a sample's source image to the output; ``group`` is "shipped",
+    "engine" or "baseline"; ``folder`` is set for shipped generators.
+    """
+
+    name: str
+    source: str
+    target: str
+    group: str
+    run: Callable[[Image.Image], Image.Image]
+    folder: Path | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def canny_drawing(photo: Image.Image, thresholds: tuple[int, int] = CANNY) -> Image.Image:
+    """A Canny edge map of a photo as a drawing: black 1-px edges on white."""
+    gray = cv2.cvtColor(np.asarray(photo.convert("RGB")), cv2.COLOR_RGB2GRAY)
+    edges = cv2.Canny(gray, *thresholds)
+    return Image.fromarray(np.where(edges > 0, 0, 255).astype(np.uint8)).convert("RGB")
+
+
+def untrained_like(generator: Generator, seed: int = 0) -> Generator:
+    """A generator with ``generator``'s config and the training scripts' initialisation
+    (conv weights N(0, 0.02)), never trained: the floor a trained one must clear."""
+    torch.manual_seed(seed)
+    fresh = Generator(**generator.config.__dict__)
+    init_weights(fresh, "normal", 0.02)
+    return fresh.eval()
+
+
+def shipped_folders(root: Path) -> list[Path]:
+    """Every generator folder under ``root`` (a sub-folder with a config.json), sorted."""
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if (p / "config.json").is_file())
+
+
+def generator_methods(root: Path, runtime: str = "auto") -> list[Method]:
+    """Each shipped generator and, after it, its untrained twin."""
+    from loomis.inference import Translator
+
+    out = []
+    for folder in shipped_folders(root):
+        tr = Translator.from_pretrained(folder, runtime=runtime)
+        cfg = tr.config
+        info = {"arch": cfg.arch, "ngf": cfg.ngf, "image_size": cfg.image_size,
+                "parameters": sum(p.numel() for p in tr.generator.parameters()),
+                "megabytes": round(sum(f.stat().st_size for f in folder.iterdir()
+                                       if f.is_file()) / 1e6, 2)}
+        out.append(Method(folder.name, cfg.source_domain, cfg.target_domain, "shipped",
+                          tr, folder, info))
+        twin = Translator(untrained_like(tr.generator), runtime=runtime)
+        out.append(Method(f"untrained ({folder.name} config)", cfg.source_domain,
+                          cfg.target_domain, "baseline", twin))
+    return out
+
+
+class EngineMethod:
+    """The geometric engine on paper, remembering the pose it found for each image."""
+
+    def __init__(self) -> None:
+        from loomis.pose import PoseEstimator
+
+        self.estimator = PoseEstimator()
+        self.last_pose: tuple[float, float, float] | None = None
+        self.last_seconds = 0.0
+
+    def __call__(self, photo: Image.Image) -> Image.Image:
+        from loomis.engine import NoFaceError, photo_to_loomis
+
+        t = time.perf_counter()
+        try:
+            out = photo_to_loomis(photo, background="paper", hidden="omit",
+                                  estimator=self.estimator)
+        except NoFaceError:
+            out = Image.new("RGB", photo.size, (255, 255, 255))
+        self.last_seconds = time.perf_counter() - t
+        # the pose the drawing was made in (the estimator is deterministic), not timed
+        faces = self.estimator.estimate(photo)
+        self.last_pose = (faces[0].yaw, faces[0].pitch, faces[0].roll) if faces else None
+        return out
+
+
+# --------------------------------------------------------------------------- evaluation
+
+def _wrap(d: float) -> float:
+    return (d + 180.0) % 360.0 - 180.0
+
+
+def _mean_se(values: list[float]) -> tuple[float, float | None]:
+    a = np.asarray(values, dtype=float)
+    se = float(a.std(ddof=1) / math.sqrt(len(a))) if len(a) > 1 else None
+    return float(a.mean()), se
+
+
+def evaluate(method: Method, samples: list[Sample], keep: set[int] = frozenset()) -> dict:
+    """Run ``method`` on every sample: mean metrics, per-bucket F1 (drawings), engine pose
+    errors, time per image; outputs of the samples in ``keep`` are returned for figures."""
+    rows, times, outputs = [], [], {}
+    pose_err: list[tuple[list[str], np.ndarray]] = []
+    missed = 0
+    for s in samples:
+        src, tgt = (s.photo, s.drawing) if method.source == PHOTO else (s.drawing, s.photo)
+        t = time.perf_counter()
+        out = method.run(src)
+        times.append(time.perf_counter() - t)
+        if out.size != tgt.size:
+            out = out.resize(tgt.size, Image.BICUBIC)
+        kind = DRAWING if method.target == DRAWING else PHOTO
+        rows.append(image_metrics(out, tgt, kind))
+        if s.index in keep:
+            outputs[s.index] = out
+        if isinstance(method.run, EngineMethod):
+            times[-1] = method.run.last_seconds
+            found = method.run.last_pose
+            if found is None:
+                missed += 1
+            else:
+                err = np.abs([_wrap(f - t) for f, t in zip(found, (s.yaw, s.pitch, s.roll))])
+                pose_err.append((s.buckets, err))
+    res = {"group": method.group, "source": method.source, "target": method.target,
+           "n": len(samples), **{k: round(v, 4) for k, v in mean_metrics(rows).items()},
+           "ms_per_image": round(1000 * float(np.median(times)), 1), **method.extra}
+    if method.target == DRAWING:
+        res["buckets"] = {}
+        for b in ("all", *BUCKETS):
+            f1 = [r["f1"] for r, s in zip(rows, samples) if b == "all" or b in s.buckets]
+            if f1:
+                m, se = _mean_se(f1)
+                res["buckets"][b] = {"f1": round(m, 4), "se": se if se is None else round(se, 4),
+                                    "n": len(f1)}
+    if isinstance(method.run, EngineMethod):
+        res["faces_found"] = len(samples) - missed
+        res["pose_mae"] = {}
+        for b in ("all", *BUCKETS):
+            errs = [e for bs, e in pose_err if b == "all" or b in bs]
+            if errs:
+                mae = np.mean(errs, axis=0)
+                res["pose_mae"][b] = {"yaw": round(float(mae[0]), 2), "pitch": round(float(mae[1]), 2),
+                                      "roll": round(float(mae[2]), 2), "n": len(errs)}
+    return {"result": res, "outputs": outputs}
+
+
+# --------------------------------------------------------------------------- reporting
+
+def _f(v, digits: int = 3) -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def markdown_tables(results: dict[str, dict]) -> str:
+    """The report: photo → drawing, F1 per pose bucket, engine pose error, drawing → photo."""
+    p2d = {k: v for k, v in results.items() if v["target"] == DRAWING}
+    d2p = {k: v for k, v in results.items() if v["target"] == PHOTO}
+    lines = ["### Photo → drawing (line P/R/F1 at 2 px)", "",
+             "| method | kind | precision | recall | F1 | faces found | pose MAE yaw/pitch/roll (°) | ms/img |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, r in p2d.items():
+        found = f"{r['faces_found']}/{r['n']}" if "faces_found" in r else ""
+        mae = r.get("pose_mae", {}).get("all")
+        pose = f"{mae['yaw']:.1f} / {mae['pitch']:.1f} / {mae['roll']:.1f}" if mae else ""
+        lines.append(f"| {name} | {r['group']} | {_f(r['precision'])} | {_f(r['recall'])} | "
+                     f"**{_f(r['f1'])}** | {found} | {pose} | {r['ms_per_image']:.0f} |")
+    if p2d:
+        counts = next(iter(p2d.values()))["buckets"]
+        head = " | ".join(f"{b} (n={counts[b]['n'] if b in counts else 0})" for b in ("all", *BUCKETS))
+        lines += ["", "### Photo → drawing F1 per pose bucket (mean ± s.e.)", "",
+                  f"| method | {head} |", "|---" * (len(BUCKETS) + 2) + "|"]
+        for name, r in p2d.items():
+            cells = [f"{_f(r['buckets'][b]['f1'])} ± {_f(r['buckets'][b]['se'], 2)}"
+                     if b in r["buckets"] else "–" for b in ("all", *BUCKETS)]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    engine = [(k, v) for k, v in p2d.items() if "pose_mae" in v]
+    for name, r in engine:
+        lines += ["", f"### {name}: pose error per bucket (mean absolute, degrees)", "",
+                  "| bucket | n | yaw | pitch | roll |", "|---|---|---|---|---|"]
+        for b, e in r["pose_mae"].items():
+            lines.append(f"| {b} | {e['n']} | {e['yaw']:.1f} | {e['pitch']:.1f} | {e['roll']:.1f} |")
+    if d2p:
+        lines += ["", "### Drawing → photo", "",
+                  "| method | kind | L1 ↓ | PSNR (dB) ↑ | SSIM ↑ | ms/img |", "|---|---|---|---|---|---|"]
+        for name, r in d2p.items():
+            lines.append(f"| {name} | {r['group']} | {_f(r['l1'], 4)} | {_f(r['psnr'], 2)} | "
+                         f"**{_f(r['ssim'])}** | {r['ms_per_image']:.0f} |")
+    return "\n".join(lines)
+
+
+def pick_examples(samples: list[Sample], k: int = 5) -> list[int]:
+    """One sample per bucket (frontal, three-quarter, profile, up, down) where possible."""
+    chosen: list[int] = []
+    for b in BUCKETS:
+        for s in samples:
+            if b in s.buckets and s.index not in chosen:
+                chosen.append(s.index)
+                break
+    for s in samples:
+        if len(chosen) >= k:
+            break
+        if s.index not in chosen:
+            chosen.append(s.index)
+    return chosen[:k]
+
+
+def sample_figure(samples: list[Sample], indices: list[int], methods: list[Method],
+                  outputs: dict[str, dict[int, Image.Image]], path: Path, tile: int = 128) -> Path:
+    """A grid: one row per chosen sample; columns photo, target drawing, each photo → drawing
+    method, then each drawing → photo method (its input is the target drawing)."""
+    p2d = [m for m in methods if m.target == DRAWING]
+    d2p = [m for m in methods if m.target == PHOTO]
+    cols = ["photo (input)", "drawing (target)"] + [m.name for m in p2d] + [m.name for m in d2p]
+    head = 34
+    canvas = Image.new("RGB", (tile * len(cols), head + tile * len(indices)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for c, label in enumerate(cols):
+        words = label.replace("(", "\n(", 1) if len(label) > 20 else label
+        draw.multiline_text((c * tile + 3, 2), words, fill=(0, 0, 0), spacing=1)
+    by_index = {s.index: s for s in samples}
+    for r, i in enumerate(indices):
+        s = by_index[i]
+        row = [s.photo, s.drawing] + [outputs[m.name][i] for m in p2d + d2p]
+        for c, img in enumerate(row):
+            canvas.paste(img.resize((tile, tile), Image.LANCZOS), (c * tile, head + r * tile))
+        label = f"yaw {s.yaw:.0f} pitch {s.pitch:.0f}"
+        x0, y0 = 2, head + r * tile + tile - 13
+        draw.rectangle((x0, y0, x0 + 6 * len(label) + 4, y0 + 12), fill="white")
+        draw.text((x0 + 2, y0 + 1), label, fill=(200, 30, 30))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+    return path
+
+
+def run(n: int, size: int, checkpoints: Path, runtime: str = "auto", cache: Path | None = None,
+        figure: Path | None = None, log=print) -> dict:
+    """The whole benchmark; returns ``{"settings": …, "results": {method: metrics}}``."""
+    t0 = time.perf_counter()
+    samples = held_out_set(n, size, cache=cache)
+    log(f"held-out set: {n} scenes of seed {HELD_OUT_SEED} at {size}px "
+        f"({time.perf_counter() - t0:.1f} s)")
+    methods = [Method(f"Canny {CANNY[0]}/{CANNY[1]} (baseline)", PHOTO, DRAWING, "baseline",
+                      canny_drawing),
+               Method("geometric engine", PHOTO, DRAWING, "engine", EngineMethod())]
+    methods += generator_methods(checkpoints, runtime)
+    keep = set(pick_examples(samples)) if figure else set()
+    results, outputs = {}, {}
+    for m in methods:
+        t = time.perf_counter()
+        ev = evaluate(m, samples, keep)
+        results[m.name], outputs[m.name] = ev["result"], ev["outputs"]
+        log(f"  {m.name}: {time.perf_counter() - t:.1f} s")
+    if figure:
+        sample_figure(samples, sorted(keep), methods, outputs, figure)
+        log(f"figure: {figure}")
+    settings = {"seed": HELD_OUT_SEED, "n": n, "size": size, "tolerance_px": 2.0,
+                "canny": list(CANNY), "checkpoints": str(checkpoints), "runtime": runtime,
+                "command": f"python benchmarks/quality.py --n {n} --size {size}"}
+    return {"settings": settings, "results": results}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=None, help=f"test images (default {DEFAULT_N})")
+    ap.add_argument("--size", type=int, default=256, help="image side in pixels")
+    ap.add_argument("--quick", action="store_true", help=f"{QUICK_N} images: a smoke run")
+    ap.add_argument("--checkpoints", type=Path, default=ROOT / "checkpoints",
+                    help="folder of shipped generator folders")
+    ap.add_argument("--runtime", default="auto", choices=("auto", "torch", "onnxruntime"))
+    ap.add_argument("--cache", type=Path, help="keep the rendered test set in this folder")
+    ap.add_argument("--json", type=Path, help="write the results here")
+    ap.add_argument("--figure", type=Path, nargs="?", const=ROOT / "docs" / "quality_samples.png",
+                    help="write a sample grid (default path docs/quality_samples.png)")
+    ap.add_argument("--update-cards", action="store_true",
+                    help="write each shipped folder's README.md with these results")
+    args = ap.parse_args(argv)
+    n = args.n or (QUICK_N if args.quick else DEFAULT_N)
+    report = run(n, args.size, args.checkpoints, args.runtime, args.cache, args.figure,
+                 log=lambda msg: print(msg, file=sys.stderr))
+    print(markdown_tables(report["results"]))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1))
+    if args.update_cards:
+        from loomis.model_card import write_model_card
+
+        for folder in shipped_folders(args.checkpoints):
+            path = write_model_card(folder, report)
+            print(f"model card: {path}", file=sys.stderr)
+    return report
+
+
+if __name__ == "__main__":
+    main()

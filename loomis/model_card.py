@@ -1,0 +1,188 @@
+"""Model cards for generator folders: what the model does, how it was trained, how good it is.
+
+A Hub model folder is only reproducible when its README.md says the exact command that
+trained it, on what data, and numbers anyone can re-measure. The training record lives
+next to the weights in ``training.json`` (written by whoever trains the model)::
+
+    {"command": "python train/pix2pix.py --data /work/data/synth256 ...",
+     "data": "3000 synthetic pairs at 256 px: make_dataset.py synthetic --n 3000 --seed 1",
+     "model": "pix2pix",                      # optional: pix2pix | cyclegan
+     "train_time": "5 h on 2 CPU cores", ...} # any further keys are listed as they are
+
+and the measured numbers come from ``benchmarks/quality.py`` (its ``--update-cards`` calls
+:func:`write_model_card` for every shipped folder with the report it just measured).
+The card is written whole each time (the folder's README.md is generated, not edited).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+__all__ = ["TrainingRecordError", "read_training_record", "model_family", "render_model_card",
+           "write_model_card"]
+
+TRAINING_FILE = "training.json"
+_DOMAIN_TEXT = {"photo": "portrait photo", "drawing": "Loomis construction drawing"}
+
+
+class TrainingRecordError(ValueError):
+    """A training.json that cannot be read or lacks the training command."""
+
+
+def read_training_record(folder: Path) -> dict | None:
+    """The folder's ``training.json`` (``None`` when there is none)."""
+    path = Path(folder) / TRAINING_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise TrainingRecordError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(record, dict) or not str(record.get("command", "")).strip():
+        raise TrainingRecordError(f'{path} must be a JSON object with a "command" string '
+                                  "(the exact command that trained the model)")
+    return record
+
+
+def model_family(folder: Path, config: dict, record: dict | None) -> str:
+    """pix2pix or cyclegan: from the training record, else the folder name, else the
+    architecture (U-Nets are pix2pix's, ResNets CycleGAN's by default)."""
+    if record and record.get("model") in ("pix2pix", "cyclegan"):
+        return record["model"]
+    name = Path(folder).name.lower()
+    for family in ("pix2pix", "cyclegan"):
+        if family in name:
+            return family
+    return "pix2pix" if str(config.get("arch", "")).startswith("unet") else "cyclegan"
+
+
+def _weights_info(folder: Path) -> tuple[int, str, float]:
+    """(parameters, dtype, megabytes) of the folder's model.safetensors."""
+    from safetensors import safe_open
+
+    path = Path(folder) / "model.safetensors"
+    n, dtypes = 0, set()
+    with safe_open(str(path), framework="pt") as f:
+        for k in f.keys():
+            t = f.get_slice(k)
+            shape = t.get_shape()
+            count = 1
+            for s in shape:
+                count *= s
+            dtypes.add(t.get_dtype())
+            if "running_" not in k and "num_batches" not in k:
+                n += count
+    return n, "/".join(sorted(dtypes)), path.stat().st_size / 1e6
+
+
+def _fmt(v, digits: int = 3) -> str:
+    return "–" if v is None else f"{v:.{digits}f}"
+
+
+def _evaluation(name: str, config: dict, report: dict) -> list[str]:
+    """This model's rows from the benchmark report, beside the baselines for its direction."""
+    results, settings = report["results"], report["settings"]
+    if name not in results:
+        return ["Not measured yet: run `python benchmarks/quality.py --update-cards`."]
+    mine = results[name]
+    target = mine["target"]
+    rows = [(name, mine)] + [(k, v) for k, v in results.items()
+                             if k != name and v["target"] == target and v["group"] != "shipped"
+                             and (not k.startswith("untrained") or k == f"untrained ({name} config)")]
+    rows += [(k, v) for k, v in results.items()
+             if k != name and v["target"] == target and v["group"] == "shipped"]
+    out = [f"Measured with `{settings['command']}` on the project's held-out synthetic set: "
+           f"{settings['n']} rendered heads (seed {settings['seed']}, which no training run "
+           f"uses) at {settings['size']}², through `loomis.inference.Translator` "
+           f"({settings['runtime']} runtime). Baselines and the other shipped generators "
+           "for the same direction are shown for comparison.", ""]
+    if target == "drawing":
+        out += ["Line precision / recall / F1 at 2-pixel tolerance (line pixels are those "
+                "darker than mid-grey):", "",
+                "| method | precision | recall | F1 | ms/img |", "|---|---|---|---|---|"]
+        for k, r in rows:
+            bold = "**" if k == name else ""
+            out.append(f"| {bold}{k}{bold} | {_fmt(r['precision'])} | {_fmt(r['recall'])} | "
+                       f"{bold}{_fmt(r['f1'])}{bold} | {r['ms_per_image']:.0f} |")
+        buckets = [b for b in mine.get("buckets", {}) if b != "all"]
+        if buckets:
+            head = " | ".join(f"{b} (n={mine['buckets'][b]['n']})" for b in buckets)
+            out += ["", "F1 per pose bucket (frontal |yaw| < 20°, three-quarter 20–60°, "
+                    "profile > 60°; tilted |pitch| > 15°), mean ± standard error:", "",
+                    f"| method | {head} |", "|---" * (len(buckets) + 1) + "|"]
+            for k, r in rows:
+                cells = [f"{_fmt(r['buckets'][b]['f1'])} ± {_fmt(r['buckets'][b]['se'], 2)}"
+                         if b in r.get("buckets", {}) else "–" for b in buckets]
+                out.append(f"| {k} | " + " | ".join(cells) + " |")
+    else:
+        out += ["| method | L1 ↓ | PSNR (dB) ↑ | SSIM ↑ | ms/img |", "|---|---|---|---|---|"]
+        for k, r in rows:
+            bold = "**" if k == name else ""
+            out.append(f"| {bold}{k}{bold} | {_fmt(r['l1'], 4)} | {_fmt(r['psnr'], 2)} | "
+                       f"{bold}{_fmt(r['ssim'])}{bold} | {r['ms_per_image']:.0f} |")
+    return out
+
+
+def render_model_card(folder: Path, report: dict | None = None) -> str:
+    """The full README.md of a generator folder (front matter, use, model, training,
+    evaluation, limitations)."""
+    folder = Path(folder)
+    config = json.loads((folder / "config.json").read_text())
+    record = read_training_record(folder)
+    family = model_family(folder, config, record)
+    direction = config.get("direction", "AtoB")
+    a, b = config.get("domain_a", "photo"), config.get("domain_b", "drawing")
+    source, target = (a, b) if direction == "AtoB" else (b, a)
+    params, dtype, mb = _weights_info(folder)
+    name = folder.name
+    what = f"{_DOMAIN_TEXT.get(source, source)} → {_DOMAIN_TEXT.get(target, target)}"
+    paper = ("pix2pix (Isola et al. 2017, paired, conditional GAN + L1)" if family == "pix2pix"
+             else "CycleGAN (Zhu et al. 2017, unpaired, cycle-consistency)")
+    lines = ["---", "license: mit", "library_name: loomis", "pipeline_tag: image-to-image",
+             "tags:", "- image-to-image", f"- {family}", "- loomis", "- loomis-head", "---", "",
+             f"# {name}", "",
+             f"A {what} generator of [Loomis](https://github.com/loomis-art/loomis), trained as "
+             f"{paper} on the project's own rendered data.", "",
+             "## Use", "", "```python", "from loomis.inference import Translator", "",
+             f'translate = Translator.from_pretrained("checkpoints/{name}")  # or its Hub id',
+             f'out = translate("input.png")  # a PIL image, the input\'s size', "```", "",
+             "Weights load strictly from `model.safetensors` (never pickle); `config.json` "
+             "rebuilds the network.", "",
+             "## Model", "",
+             "| architecture | width (ngf) | norm | dropout | training size | parameters | weights |",
+             "|---|---|---|---|---|---|---|",
+             f"| {config.get('arch')} | {config.get('ngf')} | {config.get('norm')} | "
+             f"{config.get('dropout')} | {config.get('image_size')}² | {params / 1e6:.2f} M | "
+             f"{mb:.1f} MB {dtype.lower()} |", "",
+             "## Training", ""]
+    if record is None:
+        lines += [f"Not recorded: this folder has no `{TRAINING_FILE}` with the command that "
+                  "trained it.", ""]
+    else:
+        lines += ["Command:", "", "```bash", record["command"].strip(), "```", ""]
+        if record.get("data"):
+            lines += [f"Data: {record['data']}", ""]
+        extra = {k: v for k, v in record.items() if k not in ("command", "data", "model")}
+        lines += [f"- {k.replace('_', ' ')}: {v}" for k, v in extra.items()]
+        if extra:
+            lines.append("")
+    lines += ["## Evaluation", ""]
+    lines += _evaluation(name, config, report) if report else [
+        "Not measured yet: run `python benchmarks/quality.py --update-cards`."]
+    lines += ["", "## Limitations", "",
+              "- Trained and measured on procedural renders (loomis.synthetic), not on real "
+              "photos: expect lower quality on real portraits. For photos, the geometric "
+              "engine (`loomis.engine.photo_to_loomis`) draws the construction in the "
+              "measured pose and is the reference path."]
+    if family == "cyclegan":
+        lines.append("- CycleGAN learns from unpaired images; a construction drawing differs "
+                     "from a photo in geometry, not only texture, which cycle-consistency "
+                     "does not enforce well. Compare with the pix2pix rows above.")
+    return "\n".join(lines) + "\n"
+
+
+def write_model_card(folder: Path, report: dict | None = None) -> Path:
+    """Write ``folder/README.md`` (see :func:`render_model_card`) and return its path."""
+    path = Path(folder) / "README.md"
+    path.write_text(render_model_card(folder, report))
+    return path

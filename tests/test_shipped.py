@@ -1,0 +1,118 @@
+"""The generators shipped in checkpoints/: complete Hub folders, loaded strictly through the
+same code as Hub weights, and each clearly better than its untrained twin (a regression
+guard on a small fixed batch of the held-out synthetic set of benchmarks/quality.py).
+
+``LOOMIS_CHECKPOINTS=DIR`` runs the same checks on candidate folders before they ship.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from loomis.inference import Translator
+from loomis.model_card import read_training_record
+from loomis.nets import Generator
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKPOINTS = Path(os.environ.get("LOOMIS_CHECKPOINTS") or ROOT / "checkpoints")
+EXPECTED = ("pix2pix-photo2drawing", "pix2pix-drawing2photo",
+            "cyclegan-photo2drawing", "cyclegan-drawing2photo")
+BUDGET_BYTES = 40_000_000
+BATCH = 6                # held-out scenes the guard scores on
+F1_MARGIN = 0.05         # photo → drawing: trained F1 at least this much above untrained
+L1_MARGIN = 0.01         # drawing → photo: trained L1 at least this much below untrained
+
+
+def _load_benchmark():
+    """benchmarks/quality.py as a module: the held-out set and the untrained twin are its."""
+    spec = importlib.util.spec_from_file_location("loomis_quality_benchmark",
+                                                  ROOT / "benchmarks" / "quality.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module      # its dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+quality = _load_benchmark()
+FOLDERS = quality.shipped_folders(CHECKPOINTS)
+each_folder = pytest.mark.parametrize("folder", FOLDERS, ids=[p.name for p in FOLDERS])
+
+
+def test_the_default_generators_ship_within_the_size_budget():
+    names = sorted(p.name for p in FOLDERS)
+    missing = [n for n in EXPECTED if n not in names]
+    assert not missing, (f"{CHECKPOINTS} lacks the default generator folders {missing} "
+                         f"(found {names}); the app needs them to work out of the box")
+    total = sum(f.stat().st_size for f in CHECKPOINTS.rglob("*") if f.is_file())
+    assert total < BUDGET_BYTES, f"{CHECKPOINTS} holds {total / 1e6:.1f} MB; the budget is 40 MB"
+
+
+@each_folder
+def test_folder_is_a_complete_hub_model_with_its_card(folder):
+    for name in ("config.json", "model.safetensors", "README.md"):
+        assert (folder / name).is_file(), f"{folder} lacks {name}"
+    assert not list(folder.glob("*.bin")) + list(folder.glob("*.pt")), "pickle weights shipped"
+    record = read_training_record(folder)
+    assert record is not None, f"{folder} has no training.json with the training command"
+    card = (folder / "README.md").read_text()
+    assert record["command"].strip() in card, "the card does not show the training command"
+    # measured numbers, not the placeholder: the card's table has this model's own row
+    assert f"seed {quality.HELD_OUT_SEED}" in card and f"| **{folder.name}** |" in card, (
+        "the card has no measured metrics; run python benchmarks/quality.py --update-cards")
+
+
+@each_folder
+def test_weights_load_strictly_from_the_folder_and_from_the_hub_cache(folder, tmp_path,
+                                                                      monkeypatch):
+    import huggingface_hub.constants as hc
+
+    local = Generator.from_pretrained(str(folder))
+    with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
+        assert set(f.keys()) == set(local.state_dict()), "file and model keys differ"
+    assert json.loads((folder / "config.json").read_text()) == local.config.__dict__
+
+    # the same folder published on the Hub: the real download code, reading its cache offline
+    cache = tmp_path / "hub"
+    commit = "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed"
+    repo = cache / f"models--loomis--{folder.name}"
+    shutil.copytree(folder, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)  # no trailing newline
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(hc, "HF_HUB_OFFLINE", True)
+    hub = Generator.from_pretrained(f"loomis/{folder.name}", cache_dir=str(cache))
+    size = local.config.image_size
+    x = torch.rand(1, local.config.in_channels, size, size,
+                   generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(local(x), hub(x))
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return quality.held_out_set(BATCH, 256)
+
+
+@each_folder
+def test_beats_its_untrained_twin_on_held_out_scenes(folder, batch):
+    trained = Translator(Generator.from_pretrained(str(folder)), runtime="torch")
+    twin = Translator(quality.untrained_like(trained.generator), runtime="torch")
+    cfg = trained.config
+    scores = {}
+    for name, tr in (("trained", trained), ("untrained", twin)):
+        method = quality.Method(name, cfg.source_domain, cfg.target_domain, "test", tr)
+        scores[name] = quality.evaluate(method, batch)["result"]
+    if cfg.target_domain == "drawing":
+        f1, base = scores["trained"]["f1"], scores["untrained"]["f1"]
+        assert f1 >= base + F1_MARGIN, f"{folder.name}: line F1 {f1:.3f} vs untrained {base:.3f}"
+    else:
+        l1, base = scores["trained"]["l1"], scores["untrained"]["l1"]
+        assert l1 <= base - L1_MARGIN, f"{folder.name}: L1 {l1:.4f} vs untrained {base:.4f}"
