@@ -66,7 +66,7 @@ HELD_OUT_SEED = 20261124
 #: Canny baseline: grey photo, no blur, hysteresis thresholds (low, high), 3x3 Sobel.
 CANNY = (25, 75)
 DRAWING, PHOTO = "drawing", "photo"
-YAW_BUCKETS = (("frontal", 0.0, 20.0), ("three-quarter", 20.0, 60.0), ("profile", 60.0, 181.0))
+FRONTAL_MAX, PROFILE_MIN = 20.0, 60.0
 PITCH_TILT = 15.0
 BUCKETS = ("frontal", "three-quarter", "profile", "tilted up", "tilted down")
 DEFAULT_N, QUICK_N = 120, 8
@@ -92,9 +92,10 @@ class Sample:
 
 
 def pose_buckets(yaw: float, pitch: float) -> list[str]:
-    """The buckets a pose falls in: one yaw bucket, plus "tilted up"/"tilted down" when
-    |pitch| > 15°."""
-    out = [name for name, lo, hi in YAW_BUCKETS if lo <= abs(yaw) < hi]
+    """The buckets a pose falls in: one yaw bucket (frontal |yaw| < 20°, three-quarter
+    20–60°, profile > 60°), plus "tilted up"/"tilted down" when |pitch| > 15°."""
+    a = abs(yaw)
+    out = ["frontal" if a < FRONTAL_MAX else "three-quarter" if a <= PROFILE_MIN else "profile"]
     if pitch > PITCH_TILT:
         out.append("tilted up")
     elif pitch < -PITCH_TILT:
@@ -248,7 +249,7 @@ def evaluate(method: Method, samples: list[Sample], keep: set[int] = frozenset()
     """Run ``method`` on every sample: mean metrics, per-bucket F1 (drawings), engine pose
     errors, time per image; outputs of the samples in ``keep`` are returned for figures."""
     rows, times, outputs = [], [], {}
-    pose_err: list[tuple[list[str], np.ndarray]] = []
+    pose_err: list[tuple[list[str], np.ndarray, float]] = []  # buckets, |error|, F1
     missed = 0
     for s in samples:
         src, tgt = (s.photo, s.drawing) if method.source == PHOTO else (s.drawing, s.photo)
@@ -268,7 +269,7 @@ def evaluate(method: Method, samples: list[Sample], keep: set[int] = frozenset()
                 missed += 1
             else:
                 err = np.abs([_wrap(f - t) for f, t in zip(found, (s.yaw, s.pitch, s.roll))])
-                pose_err.append((s.buckets, err))
+                pose_err.append((s.buckets, err, rows[-1]["f1"]))
     res = {"group": method.group, "source": method.source, "target": method.target,
            "n": len(samples), **{k: round(v, 4) for k, v in mean_metrics(rows).items()},
            "ms_per_image": round(1000 * float(np.median(times)), 1), **method.extra}
@@ -284,11 +285,14 @@ def evaluate(method: Method, samples: list[Sample], keep: set[int] = frozenset()
         res["faces_found"] = len(samples) - missed
         res["pose_mae"] = {}
         for b in ("all", *BUCKETS):
-            errs = [e for bs, e in pose_err if b == "all" or b in bs]
-            if errs:
-                mae = np.mean(errs, axis=0)
+            hits = [(e, f1) for bs, e, f1 in pose_err if b == "all" or b in bs]
+            total = sum(1 for s in samples if b == "all" or b in s.buckets)
+            if hits:
+                mae = np.mean([e for e, _ in hits], axis=0)
                 res["pose_mae"][b] = {"yaw": round(float(mae[0]), 2), "pitch": round(float(mae[1]), 2),
-                                      "roll": round(float(mae[2]), 2), "n": len(errs)}
+                                      "roll": round(float(mae[2]), 2), "n": len(hits),
+                                      "of": total,
+                                      "f1_found": round(float(np.mean([f for _, f in hits])), 4)}
     return {"result": res, "outputs": outputs}
 
 
@@ -322,10 +326,13 @@ def markdown_tables(results: dict[str, dict]) -> str:
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     engine = [(k, v) for k, v in p2d.items() if "pose_mae" in v]
     for name, r in engine:
-        lines += ["", f"### {name}: pose error per bucket (mean absolute, degrees)", "",
-                  "| bucket | n | yaw | pitch | roll |", "|---|---|---|---|---|"]
+        lines += ["", f"### {name}: pose error per bucket (mean absolute, degrees, over the "
+                  "faces it found) and F1 on those faces", "",
+                  "| bucket | faces found | yaw | pitch | roll | F1 when found |",
+                  "|---|---|---|---|---|---|"]
         for b, e in r["pose_mae"].items():
-            lines.append(f"| {b} | {e['n']} | {e['yaw']:.1f} | {e['pitch']:.1f} | {e['roll']:.1f} |")
+            lines.append(f"| {b} | {e['n']}/{e['of']} | {e['yaw']:.1f} | {e['pitch']:.1f} | "
+                         f"{e['roll']:.1f} | {_f(e['f1_found'])} |")
     if d2p:
         lines += ["", "### Drawing → photo", "",
                   "| method | kind | L1 ↓ | PSNR (dB) ↑ | SSIM ↑ | ms/img |", "|---|---|---|---|---|---|"]
@@ -372,7 +379,7 @@ def sample_figure(samples: list[Sample], indices: list[int], methods: list[Metho
             canvas.paste(img.resize((tile, tile), Image.LANCZOS), (c * tile, head + r * tile))
         label = f"yaw {s.yaw:.0f} pitch {s.pitch:.0f}"
         x0, y0 = 2, head + r * tile + tile - 13
-        draw.rectangle((x0, y0, x0 + 6 * len(label) + 4, y0 + 12), fill="white")
+        draw.rectangle((x0, y0, x0 + int(draw.textlength(label)) + 4, y0 + 12), fill="white")
         draw.text((x0 + 2, y0 + 1), label, fill=(200, 30, 30))
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path)
@@ -390,7 +397,8 @@ def run(n: int, size: int, checkpoints: Path, runtime: str = "auto", cache: Path
                       canny_drawing),
                Method("geometric engine", PHOTO, DRAWING, "engine", EngineMethod())]
     methods += generator_methods(checkpoints, runtime)
-    keep = set(pick_examples(samples)) if figure else set()
+    examples = pick_examples(samples) if figure else []
+    keep = set(examples)
     results, outputs = {}, {}
     for m in methods:
         t = time.perf_counter()
@@ -398,7 +406,7 @@ def run(n: int, size: int, checkpoints: Path, runtime: str = "auto", cache: Path
         results[m.name], outputs[m.name] = ev["result"], ev["outputs"]
         log(f"  {m.name}: {time.perf_counter() - t:.1f} s")
     if figure:
-        sample_figure(samples, sorted(keep), methods, outputs, figure)
+        sample_figure(samples, examples, methods, outputs, figure)
         log(f"figure: {figure}")
     settings = {"seed": HELD_OUT_SEED, "n": n, "size": size, "tolerance_px": 2.0,
                 "canny": list(CANNY), "checkpoints": str(checkpoints), "runtime": runtime,
@@ -429,9 +437,12 @@ def main(argv: list[str] | None = None) -> dict:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=1))
     if args.update_cards:
-        from loomis.model_card import write_model_card
+        from loomis.model_card import read_training_record, write_model_card
 
         for folder in shipped_folders(args.checkpoints):
+            if read_training_record(folder) is None:
+                print(f"warning: {folder} has no training.json; its card cannot say how it "
+                      "was trained (see loomis/model_card.py)", file=sys.stderr)
             path = write_model_card(folder, report)
             print(f"model card: {path}", file=sys.stderr)
     return report

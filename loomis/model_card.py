@@ -125,10 +125,20 @@ def _evaluation(name: str, config: dict, report: dict) -> list[str]:
 
 def render_model_card(folder: Path, report: dict | None = None) -> str:
     """The full README.md of a generator folder (front matter, use, model, training,
-    evaluation, limitations)."""
+    evaluation, limitations).
+
+    Raises :class:`TrainingRecordError` when the training record mentions the benchmark's
+    held-out seed: numbers measured on training data must not be published as held-out.
+    """
     folder = Path(folder)
     config = json.loads((folder / "config.json").read_text())
     record = read_training_record(folder)
+    if record is not None and report is not None:
+        seed = str(report["settings"]["seed"])
+        if any(seed in str(v) for v in record.values()):
+            raise TrainingRecordError(
+                f"{folder / TRAINING_FILE} mentions seed {seed}, the benchmark's held-out "
+                "seed: a model trained on it cannot be measured on it. Retrain with another seed")
     family = model_family(folder, config, record)
     direction = config.get("direction", "AtoB")
     a, b = config.get("domain_a", "photo"), config.get("domain_b", "drawing")

@@ -13,6 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
@@ -116,3 +117,49 @@ def test_beats_its_untrained_twin_on_held_out_scenes(folder, batch):
     else:
         l1, base = scores["trained"]["l1"], scores["untrained"]["l1"]
         assert l1 <= base - L1_MARGIN, f"{folder.name}: L1 {l1:.4f} vs untrained {base:.4f}"
+
+
+# --------------------------------------------------------------------------- the benchmark
+
+def test_pose_buckets_follow_the_issue_definition():
+    assert quality.pose_buckets(0, 0) == ["frontal"]
+    assert quality.pose_buckets(-19.9, 15) == ["frontal"]
+    assert quality.pose_buckets(20, 15.1) == ["three-quarter", "tilted up"]
+    assert quality.pose_buckets(-60, -16) == ["three-quarter", "tilted down"]
+    assert quality.pose_buckets(75, -30) == ["profile", "tilted down"]
+
+
+def test_held_out_set_is_reproducible_and_not_the_training_data():
+    a, b = quality.held_out_set(2, 64), quality.held_out_set(2, 64)
+    assert [s.photo.tobytes() for s in a] == [s.photo.tobytes() for s in b]
+    from loomis.synthetic import render_photo, scene
+
+    training = render_photo(scene(1, 0), 64)  # make_dataset.py synthetic --seed 1
+    assert a[0].photo.tobytes() != training.tobytes()
+    assert quality.HELD_OUT_SEED != 1
+
+
+def test_canny_baseline_draws_black_edges_on_white(batch):
+    canny = quality.canny_drawing(batch[0].photo)
+    values = set(np.unique(np.asarray(canny.convert("L"))).tolist())
+    assert values == {0, 255} and canny.size == batch[0].photo.size
+
+
+def test_update_cards_writes_measured_numbers_and_refuses_held_out_training(tmp_path, batch):
+    torch.manual_seed(0)
+    folder = tmp_path / "ckpt" / "pix2pix-photo2drawing"
+    Generator(arch="unet_32", ngf=8, image_size=64).save_pretrained(folder)
+    record = {"command": "python train/pix2pix.py --synthetic --seed 1", "data": "synthetic"}
+    (folder / "training.json").write_text(json.dumps(record))
+    report = quality.run(2, 256, tmp_path / "ckpt", runtime="torch", log=lambda m: None)
+    assert set(report["results"]) >= {"pix2pix-photo2drawing", "geometric engine",
+                                      "untrained (pix2pix-photo2drawing config)"}
+    from loomis.model_card import TrainingRecordError, write_model_card
+
+    card = write_model_card(folder, report).read_text()
+    assert record["command"] in card and "| **pix2pix-photo2drawing** |" in card
+    assert f"{report['results']['pix2pix-photo2drawing']['f1']:.3f}" in card
+    (folder / "training.json").write_text(json.dumps(
+        {"command": f"python train/pix2pix.py --synthetic --seed {quality.HELD_OUT_SEED}"}))
+    with pytest.raises(TrainingRecordError, match="held-out"):
+        write_model_card(folder, report)
