@@ -1,0 +1,640 @@
+"""The one training loop behind ``train/pix2pix.py`` and ``train/cyclegan.py``.
+
+Read top to bottom: settings (papers' defaults < ``--preset`` < ``--init-from``'s config <
+explicit flags), data, model, then one loop over epochs and steps. Everything a resumed
+run needs is in ``RUN_DIR/last.safetensors`` (networks, optimisers, schedules, pools, RNGs,
+and where in the epoch it stopped); the data order of an epoch is a pure function of
+``(seed, epoch)`` and every item of ``(seed, epoch, index)``, so skipping the batches
+already done continues the run bit for bit.
+
+RUN_DIR holds: ``run.json`` (model, settings, data, command), ``last``/``best.safetensors``,
+``losses.csv``, ``loss_curve.png``, ``metrics.csv``/``metrics.json``, ``samples/epoch_NNN.png``
+with ``index.html``, and at the end complete Hub folders ``generator/`` (pix2pix) or
+``generator_A/`` + ``generator_B/`` (CycleGAN).
+
+Exit codes: 0 done (or interrupted and saved), 1 the run finished but the push failed,
+2 bad input (the message says what to change).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import hashlib
+import html
+import json
+import math
+import os
+import shlex
+import shutil
+import signal
+import sys
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from PIL import Image
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from loomis import metrics as M  # noqa: E402
+from loomis.checkpoint import atomic_write, load_state, save_state  # noqa: E402
+from loomis.data import DatasetError, PairedFolder, Unpaired, UnpairedFolder  # noqa: E402
+from loomis.imageio import to_image  # noqa: E402
+from loomis.model_card import TRAINING_FILE, render_model_card  # noqa: E402
+from loomis.models import CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig, LR_POLICIES  # noqa: E402
+from loomis.nets import ARCHS, INITS, NORMS, Generator  # noqa: E402
+from loomis.losses import GAN_MODES  # noqa: E402
+
+MODELS = {"pix2pix": (Pix2Pix, Pix2PixConfig), "cyclegan": (CycleGAN, CycleGANConfig)}
+
+#: Settings outside the model config that still decide the numbers (checked on --resume).
+RUN_DEFAULTS = {"batch_size": 1, "synthetic_n": 1000, "val_n": 8}
+
+#: Presets on top of the papers' defaults. The cpu-* ones finish on 2 CPU cores in under
+#: an hour with the default synthetic set (timings in the lead's report / --help).
+PRESETS: dict[str, dict[str, dict]] = {
+    "pix2pix": {
+        "paper": {},
+        "cpu-128": {"arch": "unet_128", "ngf": 32, "ndf": 32, "image_size": 128,
+                    "n_epochs": 4, "n_epochs_decay": 4, "batch_size": 4, "synthetic_n": 400},
+        "cpu-256": {"arch": "unet_256", "ngf": 16, "ndf": 16, "image_size": 256,
+                    "n_epochs": 3, "n_epochs_decay": 3, "batch_size": 4, "synthetic_n": 200},
+    },
+    "cyclegan": {
+        "paper": {},
+        "cpu-128": {"arch": "resnet_6blocks", "ngf": 16, "ndf": 16, "image_size": 128,
+                    "n_epochs": 3, "n_epochs_decay": 3, "batch_size": 2, "synthetic_n": 200,
+                    "pool_size": 20},
+        "cpu-256": {"arch": "resnet_6blocks", "ngf": 8, "ndf": 16, "image_size": 256,
+                    "n_epochs": 2, "n_epochs_decay": 2, "batch_size": 2, "synthetic_n": 100,
+                    "pool_size": 20},
+    },
+}
+
+#: Config fields that --init-from's config.json decides.
+ARCH_FIELDS = ("arch", "ngf", "norm", "dropout", "image_size", "in_channels", "out_channels",
+               "domain_a", "domain_b")
+
+
+class UsageError(ValueError):
+    """Bad command-line input: printed as ``error: ...`` with exit code 2."""
+
+
+# ------------------------------------------------------------------------------ settings
+
+
+def build_parser(kind: str) -> argparse.ArgumentParser:
+    """Every flag defaults to None so we know which ones the user typed (they win over
+    presets, and on --resume they must agree with the saved run)."""
+    p = argparse.ArgumentParser(
+        prog=f"train/{kind}.py",
+        description=f"Train {kind} (Loomis). Presets: {', '.join(PRESETS[kind])}.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--data", help="dataset folder (make_dataset layout, or the papers')")
+    src.add_argument("--synthetic", action="store_true", help="render pairs on the fly")
+    p.add_argument("--synthetic-n", type=int, help="training items per epoch with --synthetic")
+    p.add_argument("--val-n", type=int, help="validation images per epoch")
+    p.add_argument("--out", required=True, help="RUN_DIR")
+    p.add_argument("--init-from", help="Hub id or folder of a generator to fine-tune")
+    p.add_argument("--resume", action="store_true", help="continue RUN_DIR exactly")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing RUN_DIR")
+    p.add_argument("--preset", choices=list(PRESETS[kind]), default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--epochs", dest="n_epochs", type=int, help="epochs at the initial lr")
+    p.add_argument("--epochs-decay", dest="n_epochs_decay", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--beta1", type=float)
+    p.add_argument("--lr-policy", choices=LR_POLICIES)
+    p.add_argument("--lr-decay-iters", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--direction", choices=("AtoB", "BtoA"))
+    p.add_argument("--image-size", type=int)
+    p.add_argument("--arch", help=f"{', '.join(ARCHS)}")
+    p.add_argument("--ngf", type=int)
+    p.add_argument("--ndf", type=int)
+    p.add_argument("--norm", choices=NORMS)
+    p.add_argument("--dropout", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--netd", choices=("basic", "n_layers", "pixel"))
+    p.add_argument("--n-layers-d", type=int)
+    p.add_argument("--gan-mode", choices=GAN_MODES)
+    p.add_argument("--lambda-gp", type=float)
+    if kind == "pix2pix":
+        p.add_argument("--lambda-l1", type=float)
+    else:
+        p.add_argument("--lambda-a", type=float)
+        p.add_argument("--lambda-b", type=float)
+        p.add_argument("--lambda-identity", type=float)
+    p.add_argument("--pool-size", type=int)
+    p.add_argument("--init", choices=INITS)
+    p.add_argument("--init-gain", type=float)
+    p.add_argument("--fused-adam", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--max-steps", type=int, help="stop after this global step (tests)")
+    p.add_argument("--save-every", type=int, default=0, help="also checkpoint every N steps")
+    p.add_argument("--save-dtype", choices=("float32", "float16"), default="float32")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--sync-bn", action="store_true", help="synchronized BatchNorm under DDP")
+    p.add_argument("--push-to-hub", metavar="ORG/NAME")
+    return p
+
+
+SETTING_KEYS_OUTSIDE_CONFIG = ("batch_size", "synthetic_n", "val_n")
+
+
+def resolve_settings(kind: str, args: argparse.Namespace, init_cfg: dict | None) -> dict:
+    """Papers' defaults < preset < the init model's architecture < explicit flags."""
+    cfg_cls = MODELS[kind][1]
+    s = {f.name: f.default for f in fields(cfg_cls)} | RUN_DEFAULTS
+    s |= PRESETS[kind][args.preset or "paper"]
+    explicit = explicit_settings(kind, args)
+    if init_cfg is not None:
+        for k in ARCH_FIELDS:
+            if k in explicit and explicit[k] != init_cfg[k]:
+                raise UsageError(f"--{k.replace('_', '-')} {explicit[k]} conflicts with "
+                                 f"--init-from's config.json ({k}={init_cfg[k]}); the "
+                                 "initial model decides the architecture: drop the flag")
+            s[k] = init_cfg[k]
+    s |= explicit
+    return s
+
+
+def explicit_settings(kind: str, args: argparse.Namespace) -> dict:
+    names = {f.name for f in fields(MODELS[kind][1])} | set(SETTING_KEYS_OUTSIDE_CONFIG)
+    return {k: v for k, v in vars(args).items() if k in names and v is not None}
+
+
+def split_settings(kind: str, s: dict):
+    cfg_cls = MODELS[kind][1]
+    names = {f.name for f in fields(cfg_cls)}
+    try:
+        cfg = cfg_cls(**{k: v for k, v in s.items() if k in names})
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    for k in ("batch_size", "synthetic_n", "val_n"):
+        if s[k] < 1:
+            raise UsageError(f"--{k.replace('_', '-')} must be at least 1, got {s[k]}")
+    return cfg
+
+
+def load_init_generator(ref: str) -> Generator:
+    try:
+        return Generator.from_pretrained(ref)
+    except (OSError, ValueError) as exc:
+        offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+        hint = (" (HF_HUB_OFFLINE is set: only models already in the Hub cache load)"
+                if offline else "")
+        raise UsageError(f"--init-from {ref}: cannot load a generator from it: "
+                         f"{type(exc).__name__}: {str(exc).splitlines()[0]}{hint}. Give a "
+                         "folder with config.json + model.safetensors or an existing Hub id")
+
+
+# ------------------------------------------------------------------------------ data
+
+
+def make_data(kind: str, args_data: str | None, s: dict):
+    """(train set, val set or None, val set is paired, description)."""
+    size, seed = s["image_size"], s["seed"]
+    if args_data is None:
+        from loomis.synthetic import SyntheticPairs
+
+        train = SyntheticPairs(s["synthetic_n"], size, seed)
+        val = SyntheticPairs(s["val_n"], size, seed + 1)  # a different set of heads
+        desc = f"{train.description}; validation: {s['val_n']} pairs of seed {seed + 1}"
+        return (Unpaired(train, seed) if kind == "cyclegan" else train), val, True, desc
+    if kind == "cyclegan":
+        try:
+            train = UnpairedFolder(args_data, "train", size, seed=seed)
+            try:
+                val = UnpairedFolder(args_data, "test", size, augment=False, max_items=s["val_n"])
+            except DatasetError:
+                val = None
+            return train, val, False, train.description
+        except DatasetError as exc:
+            if "not a CycleGAN folder" not in str(exc):
+                raise
+        train = Unpaired(PairedFolder(args_data, "train", size, seed=seed), seed)
+    else:
+        train = PairedFolder(args_data, "train", size, seed=seed)
+    val = None
+    for split in ("val", "test"):
+        try:
+            val = PairedFolder(args_data, split, size, augment=False, max_items=s["val_n"])
+            break
+        except DatasetError:
+            pass
+    return train, val, True, train.description
+
+
+def epoch_order(n: int, seed: int, epoch: int, world: int, rank: int) -> list[int]:
+    """This rank's item order for ``epoch``: a pure function of (seed, epoch)."""
+    sampler = torch.utils.data.DistributedSampler(range(n), num_replicas=world, rank=rank,
+                                                  shuffle=True, seed=seed)
+    sampler.set_epoch(epoch)
+    return list(sampler)
+
+
+# ------------------------------------------------------------------------------ outputs
+
+
+def _grid(rows: list[list[torch.Tensor]]) -> Image.Image:
+    """Rows of (C, H, W) tensors in [-1, 1] → one image (input | output | target)."""
+    return to_image(torch.cat([torch.cat(r, dim=2) for r in rows], dim=1))
+
+
+@torch.no_grad()
+def validate(kind: str, model, val, paired: bool, n_grid: int = 4):
+    """(val_loss from model.validate, metric means, grid image)."""
+    losses, rows, grid_rows = [], [], []
+    cfg = model.config
+    gens = ([(model.netG, cfg.direction)] if kind == "pix2pix"
+            else [(model.netG_A, "AtoB"), (model.netG_B, "BtoA")])
+    for g, _ in gens:
+        g.eval()
+    for i in range(len(val)):
+        a, b = val[i]
+        a, b = a[None], b[None]
+        losses.append(model.validate(a, b))
+        for j, (g, direction) in enumerate(gens):
+            src, tgt = (a, b) if direction == "AtoB" else (b, a)
+            out = g(src.to(model.device)).float().cpu()
+            if paired and j == 0:
+                rows.append(M.image_metrics(out[0], tgt[0], g.config.target_domain))
+            if i < n_grid:
+                grid_rows.append([src[0], out[0].clamp(-1, 1), tgt[0]])
+    for g, _ in gens:
+        g.train()
+    return float(np.mean(losses)), M.mean_metrics(rows), _grid(grid_rows)
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    if not rows:
+        return
+    keys = list(rows[0])
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, keys)
+            w.writeheader()
+            w.writerows({k: (repr(v) if isinstance(v, float) else v) for k, v in r.items()}
+                        for r in rows)
+    atomic_write(path, write)
+
+
+def read_csv(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [{k: (int(v) if k in ("epoch", "step") else float(v) if v != "" else None)
+                 for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+def plot_losses(path: Path, rows: list[dict]) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not rows:
+        return
+    steps = np.array([r["step"] for r in rows])
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    for k in rows[0]:
+        if k in ("epoch", "step"):
+            continue
+        v = np.array([r[k] for r in rows], dtype=float)
+        w = max(1, len(v) // 50)
+        smooth = np.convolve(v, np.ones(w) / w, mode="valid")
+        ax.plot(steps[w - 1:], smooth, label=k)
+    ax.set_xlabel("step"), ax.set_ylabel("loss"), ax.set_yscale("symlog", linthresh=1.0)
+    ax.legend(fontsize=8), ax.grid(alpha=0.3)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
+
+
+def write_index(out: Path, kind: str, epoch_rows: list[dict], desc: str) -> None:
+    parts = [f"<!doctype html><meta charset='utf-8'><title>{kind} run {html.escape(out.name)}"
+             "</title><style>body{font-family:sans-serif}img{max-width:100%}</style>",
+             f"<h1>{kind}: {html.escape(str(out))}</h1><p>{html.escape(desc)}</p>",
+             "<p>Rows: input | output | target. <a href='metrics.csv'>metrics.csv</a> · "
+             "<a href='losses.csv'>losses.csv</a></p><img src='loss_curve.png'>"]
+    for r in reversed(epoch_rows):
+        nums = ", ".join(f"{k} {v:.4g}" for k, v in r.items()
+                         if k != "epoch" and isinstance(v, float))
+        parts.append(f"<h2>epoch {r['epoch']}</h2><p>{html.escape(nums)}</p>"
+                     f"<img src='samples/epoch_{r['epoch']:03d}.png'>")
+    atomic_write(out / "index.html", lambda tmp: Path(tmp).write_text("\n".join(parts)))
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for k, v in module.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def export_generator(gen: Generator, folder: Path, dtype: str, record: dict, run_dir: Path,
+                     last_metrics: dict) -> Path:
+    """A complete Hub folder: config.json, model.safetensors, model.onnx, README.md card,
+    training.json, samples.png, loss_curve.png."""
+    from loomis.inference import export_onnx
+
+    if folder.exists():
+        shutil.rmtree(folder)
+    g = copy.deepcopy(gen).cpu().eval()
+    g = g.half() if dtype == "float16" else g.float()
+    g.save_pretrained(folder)
+    back = Generator.from_pretrained(str(folder))  # what users will load, float32
+    export_onnx(back, folder / "model.onnx")
+    samples = sorted((run_dir / "samples").glob("epoch_*.png"))
+    if samples:
+        shutil.copyfile(samples[-1], folder / "samples.png")
+    if (run_dir / "loss_curve.png").is_file():
+        shutil.copyfile(run_dir / "loss_curve.png", folder / "loss_curve.png")
+    (folder / TRAINING_FILE).write_text(json.dumps(record, indent=2))
+    card = render_model_card(folder)
+    lines = ["", "## This training run", "",
+             f"Validation after the last epoch ({record.get('validation_set', '')}):", ""]
+    if last_metrics:
+        lines += ["| " + " | ".join(last_metrics) + " |", "|---" * len(last_metrics) + "|",
+                  "| " + " | ".join(f"{v:.4f}" for v in last_metrics.values()) + " |"]
+    else:
+        lines += ["No epoch finished (the run stopped at --max-steps inside the first epoch)."]
+    if samples:
+        lines += ["", "Samples (input | output | target):", "", "![samples](samples.png)"]
+    lines += ["", "Loss curve:", "", "![loss curve](loss_curve.png)", ""]
+    (folder / "README.md").write_text(card + "\n".join(lines))
+    return folder
+
+
+# ------------------------------------------------------------------------------ main
+
+
+class Stop:
+    """Set by SIGINT/SIGTERM; the loop checks it between steps and saves before leaving."""
+
+    def __init__(self) -> None:
+        self.flag = False
+        self.signame = ""
+
+    def __call__(self, signum, frame) -> None:
+        self.flag = True
+        self.signame = signal.Signals(signum).name
+
+
+def main(kind: str, argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(kind).parse_args(argv)
+    try:
+        return run(kind, args, argv)
+    except (UsageError, DatasetError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def check_run_dir(kind: str, args, out: Path) -> dict | None:
+    """The saved run.json on --resume (after checking it is ours); refuses to clobber."""
+    run_json = out / "run.json"
+    if args.resume:
+        if not run_json.is_file():
+            raise UsageError(f"--resume: {out} holds no run (no run.json); start it without "
+                             "--resume")
+        saved = json.loads(run_json.read_text())
+        if saved.get("model") != kind:
+            raise UsageError(f"--resume: {out} was made by train/{saved.get('model')}.py, not "
+                             f"train/{kind}.py; use that script or another --out")
+        explicit = explicit_settings(kind, args)
+        diff = {k: (saved["settings"].get(k), v) for k, v in explicit.items()
+                if saved["settings"].get(k) != v}
+        if args.preset and args.preset != saved.get("preset"):
+            diff["preset"] = (saved.get("preset"), args.preset)
+        src = "synthetic" if args.synthetic else args.data
+        if (args.synthetic or args.data) and src != saved.get("data"):
+            diff["data"] = (saved.get("data"), src)
+        if diff:
+            shown = "; ".join(f"{k}: run has {a!r}, you gave {b!r}" for k, (a, b) in diff.items())
+            raise UsageError(f"--resume: {out} was trained with other settings ({shown}). "
+                             "Resume with the run's own settings (just --out and --resume), "
+                             "or start a new run with another --out")
+        return saved
+    if out.exists() and any(out.iterdir()):
+        if not args.overwrite:
+            raise UsageError(f"{out} already exists and is not empty; add --resume to continue "
+                             "it or --overwrite to replace it")
+    if not args.synthetic and not args.data:
+        raise UsageError("give --data DIR or --synthetic")
+    return None
+
+
+def run(kind: str, args, argv: list[str]) -> int:
+    t_start = time.time()
+    out = Path(args.out)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    is_main = rank == 0
+
+    saved = check_run_dir(kind, args, out)
+    if saved is not None:
+        s, data_arg, preset = saved["settings"], saved["data"], saved.get("preset")
+        init_gen, init_from, command = None, saved.get("init_from"), saved["command"]
+    else:
+        init_from = args.init_from
+        init_gen = load_init_generator(init_from) if init_from else None
+        init_cfg = asdict(init_gen.config) if init_gen is not None else None
+        s = resolve_settings(kind, args, init_cfg)
+        data_arg = None if args.synthetic else args.data
+        preset = args.preset
+        command = f"python train/{kind}.py " + shlex.join(argv)
+    cfg = split_settings(kind, s)
+    train_ds, val_ds, val_paired, desc = make_data(kind, data_arg, s)
+    reports = [r for r in (getattr(train_ds, "report", None),
+                           getattr(getattr(train_ds, "paired", None), "report", None)) if r]
+
+    device = args.device
+    if world > 1:
+        if device in ("auto", "cuda") and torch.cuda.is_available():
+            device = f"cuda:{local_rank}"
+            torch.cuda.set_device(local_rank)
+        elif device == "auto":
+            device = "cpu"
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    model_cls = MODELS[kind][0]
+    try:
+        model = model_cls(cfg, device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if init_gen is not None:
+        (model.netG if kind == "pix2pix" else model.netG_A).load_state_dict(init_gen.state_dict())
+
+    ckpt_last, ckpt_best = out / "last.safetensors", out / "best.safetensors"
+    state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best": math.inf, "best_epoch": -1}
+    if saved is not None and ckpt_last.is_file():
+        ck = load_state(ckpt_last)
+        model.load_state_dict(ck["model"])
+        state = ck["run"]
+    if world > 1:
+        model.distribute(sync_batchnorm=args.sync_bn)
+
+    if is_main:
+        if saved is None:
+            if out.exists() and args.overwrite:
+                shutil.rmtree(out)
+            out.mkdir(parents=True, exist_ok=True)
+            record = {"model": kind, "preset": preset, "settings": s, "data": data_arg or "synthetic",
+                      "data_description": desc, "init_from": init_from, "command": command}
+            atomic_write(out / "run.json", lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2)))
+        (out / "samples").mkdir(exist_ok=True)
+        print(f"{kind}: {desc}; {world} process(es) on {model.device}; "
+              f"{'resuming at epoch %d step %d' % (state['epoch'] + 1, state['step_in_epoch']) if saved else 'new run'} → {out}")
+        for r in reports:
+            if r.skipped:
+                print(f"data: skipped {r.skipped} file(s): {r.summary()}")
+    if world > 1:
+        dist.barrier()
+
+    # files written step by step, trimmed to the checkpoint (a killed run wrote past it)
+    loss_rows = [r for r in read_csv(out / "losses.csv") if r["step"] <= state["global_step"]]
+    epoch_rows = [r for r in read_csv(out / "metrics.csv") if r["epoch"] <= state["epoch"]]
+
+    def save(path: Path) -> None:
+        if is_main:
+            save_state(path, {"model": model.state_dict(), "run": dict(state)})
+            write_csv(out / "losses.csv", loss_rows)
+
+    stop = Stop()
+    old_handlers = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    total_epochs = cfg.n_epochs + cfg.n_epochs_decay
+    bs = s["batch_size"]
+    steps_per_epoch = math.ceil(len(epoch_order(len(train_ds), cfg.seed, 0, world, rank)) / bs)
+    max_steps = args.max_steps
+    done = False
+    last_metrics: dict = epoch_rows[-1] if epoch_rows else {}
+    if max_steps is not None and state["global_step"] >= max_steps:
+        done = True
+    try:
+        while not done and state["epoch"] < total_epochs:
+            epoch = state["epoch"]
+            if hasattr(train_ds, "set_epoch"):
+                train_ds.set_epoch(epoch)
+            order = epoch_order(len(train_ds), cfg.seed, epoch, world, rank)[state["step_in_epoch"] * bs:]
+            loader = torch.utils.data.DataLoader(train_ds, batch_size=bs, sampler=order,
+                                                 num_workers=args.workers)
+            bar = tqdm(total=steps_per_epoch, initial=state["step_in_epoch"], disable=not is_main,
+                       desc=f"epoch {epoch + 1}/{total_epochs}", dynamic_ncols=True, leave=False)
+            for a, b in loader:
+                losses = model.step(a, b)
+                state["global_step"] += 1
+                state["step_in_epoch"] += 1
+                loss_rows.append({"epoch": epoch + 1, "step": state["global_step"], **losses})
+                bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
+                bar.update()
+                halt = stop.flag
+                if world > 1:
+                    flag = torch.tensor([float(halt)])
+                    dist.all_reduce(flag)
+                    halt = bool(flag.item())
+                if args.save_every and state["global_step"] % args.save_every == 0:
+                    save(ckpt_last)
+                if halt:
+                    save(ckpt_last)
+                    if is_main:
+                        bar.close()
+                        print(f"\n{stop.signame or 'stop'}: saved {ckpt_last} at step "
+                              f"{state['global_step']}; continue with: python train/{kind}.py "
+                              f"--out {out} --resume")
+                    return 0
+                if max_steps is not None and state["global_step"] >= max_steps:
+                    done = True
+                    break
+            bar.close()
+            if state["step_in_epoch"] < steps_per_epoch:  # stopped inside the epoch
+                save(ckpt_last)
+                break
+            # ---- end of epoch: validate, schedule, write, checkpoint
+            val_loss, mets, grid = (validate(kind, model, val_ds, val_paired) if val_ds is not None
+                                    else (math.nan, {}, None))
+            if cfg.lr_policy == "plateau" and val_ds is None:
+                raise UsageError("--lr-policy plateau needs a validation split (val/ or test/)")
+            lr = model.end_epoch(val_loss if cfg.lr_policy == "plateau" else None)
+            state["epoch"] += 1
+            state["step_in_epoch"] = 0
+            row = {"epoch": state["epoch"], "step": state["global_step"], "lr": lr,
+                   "val_loss": val_loss, **mets}
+            epoch_rows.append(row)
+            last_metrics = {k: v for k, v in row.items() if k not in ("epoch", "step", "lr")}
+            improved = val_loss < state["best"]
+            if improved:
+                state["best"], state["best_epoch"] = val_loss, state["epoch"]
+            if is_main:
+                if grid is not None:
+                    atomic_write(out / "samples" / f"epoch_{state['epoch']:03d}.png",
+                                 lambda tmp: grid.save(tmp, format="PNG"))
+                write_csv(out / "metrics.csv", epoch_rows)
+                atomic_write(out / "metrics.json",
+                             lambda tmp: Path(tmp).write_text(json.dumps(epoch_rows, indent=2)))
+                plot_losses(out / "loss_curve.png", loss_rows)
+                write_index(out, kind, epoch_rows, desc)
+                tqdm.write(f"epoch {state['epoch']}/{total_epochs}: lr {lr:.3g}, val_loss "
+                           f"{val_loss:.4f}" + "".join(f", {k} {v:.4f}" for k, v in mets.items()))
+            if improved:
+                save(ckpt_best)
+            save(ckpt_last)
+    finally:
+        for sig, h in old_handlers.items():
+            signal.signal(sig, h)
+
+    # ---- finished: Hub folders, DDP agreement, push
+    gens = ({"generator": model.netG} if kind == "pix2pix"
+            else {"generator_A": model.netG_A, "generator_B": model.netG_B})
+    if world > 1:
+        digest = weights_digest(torch.nn.ModuleList(list(gens.values())))
+        digests = [None] * world
+        dist.all_gather_object(digests, digest)
+        if is_main:
+            atomic_write(out / "ddp_check.json",
+                         lambda tmp: Path(tmp).write_text(json.dumps({"rank_digests": digests})))
+            if len(set(digests)) != 1:
+                print("warning: ranks ended with different weights", file=sys.stderr)
+    rc = 0
+    if is_main:
+        plot_losses(out / "loss_curve.png", loss_rows)
+        if not (out / "index.html").exists():
+            write_index(out, kind, epoch_rows, desc)
+        record = {"command": command, "data": desc, "model": kind,
+                  "steps": state["global_step"], "epochs_done": state["epoch"],
+                  "batch_size": bs, "processes": world, "device": str(model.device),
+                  "train_time_this_session": f"{time.time() - t_start:.0f} s",
+                  "validation_set": f"{len(val_ds) if val_ds else 0} images",
+                  "init_from": init_from, "settings": s}
+        folders = [export_generator(g, out / name, args.save_dtype, record, out, last_metrics)
+                   for name, g in gens.items()]
+        print(f"done: {state['global_step']} steps; generator folder(s): "
+              + ", ".join(str(f) for f in folders))
+        if args.push_to_hub:
+            from push import push_folder, repo_for
+
+            for f in folders:
+                repo = repo_for(args.push_to_hub, f.name)
+                try:
+                    url = push_folder(f, repo)
+                    print(f"pushed {f} → {url}")
+                except Exception as exc:  # network, auth, quota: the run stays intact
+                    print(f"push of {f} to {repo} failed ({type(exc).__name__}: {exc}). The run "
+                          f"is intact in {out}. Retry with:\n  python train/push.py {f} {repo}\n"
+                          f"or: huggingface-cli upload {repo} {f} .", file=sys.stderr)
+                    rc = 1
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return rc
