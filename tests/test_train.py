@@ -1,0 +1,265 @@
+"""train/pix2pix.py, train/cyclegan.py, train/evaluate.py through their real command lines.
+
+Tiny everything: unet_32 / resnet_6blocks at ngf 8, 32-px crops, a handful of images
+written here. Subprocesses are real runs (signals, torchrun, the offline Hub cache).
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "train"))
+
+from _loop import main as loop_main  # noqa: E402
+from push import check_folder  # noqa: E402
+
+from loomis.checkpoint import load_state  # noqa: E402
+from loomis.nets import Generator  # noqa: E402
+
+TINY = ["--image-size", "32", "--ngf", "8", "--ndf", "8", "--val-n", "2", "--seed", "3"]
+P2P = ["--arch", "unet_32", *TINY]
+CYC = ["--arch", "resnet_6blocks", *TINY]
+
+
+def _drawing_pair(rng, size=36):
+    photo = rng.integers(60, 200, (size, size, 3), dtype=np.uint8)
+    drawing = np.full((size, size, 3), 255, np.uint8)
+    r = int(rng.integers(4, size - 4))
+    drawing[r, 2:-2] = 0
+    drawing[2:-2, r] = 0
+    return photo, drawing
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    """DIR/paired/{train,val} (A|B side by side) and DIR/unpaired/{trainA,trainB,testA,testB}."""
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 4), ("val", 2)):
+        d = root / "paired" / split
+        d.mkdir(parents=True)
+        for i in range(n):
+            a, b = _drawing_pair(rng)
+            Image.fromarray(np.concatenate([a, b], axis=1)).save(d / f"{i:03d}.png")
+    for split, n in (("train", 3), ("test", 2)):
+        for side in "AB":
+            d = root / "unpaired" / f"{split}{side}"
+            d.mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(_drawing_pair(rng)[side == "B"]).save(d / f"{i}.png")
+    return root
+
+
+def _env(**extra) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
+           "LOOMIS_CACHE": str(Path(extra.pop("cache", "/tmp")) / "loomis-cache")}
+    env.update(extra)
+    return env
+
+
+def _run(script: str, *args, env=None, check_rc: int | None = 0) -> subprocess.CompletedProcess:
+    res = subprocess.run([sys.executable, str(ROOT / "train" / f"{script}.py"), *map(str, args)],
+                         capture_output=True, text=True, env=env or _env(), timeout=240)
+    if check_rc is not None:
+        assert res.returncode == check_rc, res.stdout[-2000:] + res.stderr[-3000:]
+    return res
+
+
+def _losses(run: Path) -> list[str]:
+    return (run / "losses.csv").read_text().splitlines()
+
+
+def test_pix2pix_run_writes_everything_and_a_failed_push_keeps_the_run(data, tmp_path):
+    run = tmp_path / "p2p"
+    res = _run("pix2pix", "--data", data, "--out", run, *P2P, "--epochs", "1",
+               "--epochs-decay", "1", "--push-to-hub", "loomis-test/tiny",
+               env=_env(HF_HUB_OFFLINE="1", HF_TOKEN="hf_fake", cache=tmp_path), check_rc=1)
+    for f in ("run.json", "last.safetensors", "best.safetensors", "losses.csv", "loss_curve.png",
+              "metrics.csv", "metrics.json", "index.html", "samples/epoch_001.png",
+              "samples/epoch_002.png"):
+        assert (run / f).is_file(), f
+    assert len(_losses(run)) == 1 + 8  # header + 2 epochs of 4 steps at batch 1
+    rows = json.loads((run / "metrics.json").read_text())
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert {"val_loss", "precision", "recall", "f1", "l1"} <= set(rows[-1])  # target: drawing
+    assert "samples/epoch_002.png" in (run / "index.html").read_text()
+    grid = Image.open(run / "samples" / "epoch_002.png")
+    assert grid.size == (3 * 32, 2 * 32)  # input | output | target, one row per val image
+    ck = load_state(run / "last.safetensors")
+    assert ck["run"]["epoch"] == 2 and ck["run"]["global_step"] == 8
+    # the Hub folder: complete, loads back strictly, card with this run's numbers
+    gen = check_folder(run / "generator")
+    assert gen.config.arch == "unet_32" and gen.config.ngf == 8
+    card = (run / "generator" / "README.md").read_text()
+    assert "## This training run" in card and "f1" in card and "python train/pix2pix.py" in card
+    # the push failed (offline) but said how to retry, and the run is intact
+    assert "python train/push.py" in res.stderr and "loomis-test/tiny" in res.stderr
+    assert (run / "generator" / "model.safetensors").is_file()
+    # evaluate.py on that model: a table and JSON of line metrics
+    out_json = tmp_path / "eval.json"
+    ev = subprocess.run([sys.executable, str(ROOT / "train" / "evaluate.py"), "--model",
+                         str(run / "generator"), "--data", str(data), "--split", "val",
+                         "--json", str(out_json)], capture_output=True, text=True,
+                        env=_env(cache=tmp_path), timeout=120)
+    assert ev.returncode == 0, ev.stderr
+    result = json.loads(out_json.read_text())
+    assert result["n"] == 2 and set(result["metrics"]) == {"precision", "recall", "f1"}
+    assert "| f1 |" in ev.stdout
+
+
+def test_cyclegan_run_and_float16_export(data, tmp_path):
+    run = tmp_path / "cyc"
+    _run("cyclegan", "--data", data / "unpaired", "--out", run, *CYC, "--epochs", "1",
+         "--epochs-decay", "0", "--pool-size", "2", "--save-dtype", "float16")
+    assert len(_losses(run)) == 1 + 3
+    assert "idt_A" in _losses(run)[0]
+    for name in ("generator_A", "generator_B"):
+        gen = check_folder(run / name)
+        assert gen.config.arch == "resnet_6blocks"
+    from safetensors import safe_open
+    with safe_open(str(run / "generator_A" / "model.safetensors"), "pt") as f:
+        assert f.get_tensor(next(iter(f.keys()))).dtype == torch.float16
+    assert json.loads((run / "metrics.json").read_text())[0]["val_loss"] > 0
+
+
+def _wait_rows(proc, run: Path, n: int) -> None:
+    t0 = time.time()
+    while time.time() - t0 < 120:
+        if (run / "losses.csv").is_file() and len(_losses(run)) >= n + 1:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    raise AssertionError("run did not get going")
+
+
+def test_kill_and_sigterm_then_resume_equal_an_uninterrupted_run(data, tmp_path):
+    args = ["--data", data, *P2P, "--epochs", "2", "--epochs-decay", "2", "--max-steps", "14"]
+    _run("pix2pix", *args, "--out", tmp_path / "ref")
+    reference = _losses(tmp_path / "ref")
+    assert len(reference) == 15
+
+    # SIGKILL mid-epoch: resume from the last checkpoint (saved every step)
+    run = tmp_path / "killed"
+    cmd = [sys.executable, str(ROOT / "train" / "pix2pix.py"), *map(str, args), "--out", str(run),
+           "--save-every", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+    _wait_rows(proc, run, 3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    at_kill = load_state(run / "last.safetensors")["run"]["global_step"]
+    assert 3 <= at_kill < 14
+    _run("pix2pix", "--out", run, "--resume", "--max-steps", "14")
+    assert _losses(run) == reference  # bit for bit, mid-epoch included
+
+    # SIGTERM: saves first, exits cleanly, resumes exactly
+    run = tmp_path / "termed"
+    proc = subprocess.Popen(cmd[:-4] + ["--out", str(run)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=_env(), text=True)
+    t0 = time.time()  # the first epoch's grid is written at step 4 of 14
+    while not (run / "samples" / "epoch_001.png").exists() and time.time() - t0 < 120:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    step = load_state(run / "last.safetensors")["run"]["global_step"]
+    if step < 14:
+        assert "SIGTERM: saved" in out + err
+        assert len(_losses(run)) == step + 1  # the CSV was written with the checkpoint
+    _run("pix2pix", "--out", run, "--resume", "--max-steps", "14")
+    assert _losses(run) == reference
+
+
+def test_torchrun_two_processes_end_with_identical_weights(data, tmp_path):
+    run = tmp_path / "ddp"
+    res = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         "--master_port", "29517", str(ROOT / "train" / "pix2pix.py"), "--data", str(data),
+         "--out", str(run), *P2P, "--epochs", "1", "--epochs-decay", "0", "--sync-bn",
+         "--batch-size", "2"], capture_output=True, text=True, env=_env(cache=tmp_path),
+        timeout=240)
+    assert res.returncode == 0, res.stderr[-3000:]
+    digests = json.loads((run / "ddp_check.json").read_text())["rank_digests"]
+    assert len(digests) == 2 and digests[0] == digests[1]
+    assert len(_losses(run)) == 1 + 1  # 4 items / 2 ranks / batch 2 = 1 step
+    check_folder(run / "generator")
+
+
+def _hub_cache(tmp_path: Path, repo: str, gen: Generator) -> Path:
+    cache = tmp_path / "hub"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    model_dir = cache / f"models--{repo.replace('/', '--')}"
+    snap = model_dir / "snapshots" / commit
+    gen.save_pretrained(snap)
+    (model_dir / "refs").mkdir(parents=True)
+    (model_dir / "refs" / "main").write_text(commit)  # no trailing newline
+    return cache
+
+
+def test_init_from_offline_hub_cache_and_unknown_id(data, tmp_path):
+    torch.manual_seed(0)
+    init = Generator("unet_32", ngf=8, norm="batch", dropout=True, image_size=32)
+    cache = _hub_cache(tmp_path, "loomis-art/tiny-init", init)
+    env = _env(HF_HUB_CACHE=str(cache), HF_HUB_OFFLINE="1", cache=tmp_path)
+    run = tmp_path / "ft"
+    # no architecture flags: the Hub model's config.json decides; 0 steps exports it as is
+    _run("pix2pix", "--data", data, "--out", run, "--init-from", "loomis-art/tiny-init",
+         "--max-steps", "0", "--val-n", "2", env=env)
+    got = Generator.from_pretrained(str(run / "generator"))
+    assert got.config.arch == "unet_32" and got.config.ngf == 8
+    for k, v in init.state_dict().items():
+        assert torch.equal(got.state_dict()[k], v), k
+    assert json.loads((run / "run.json").read_text())["init_from"] == "loomis-art/tiny-init"
+    res = _run("pix2pix", "--data", data, "--out", tmp_path / "x", "--init-from",
+               "loomis-art/does-not-exist", env=env, check_rc=2)
+    assert "cannot load a generator" in res.stderr and "HF_HUB_OFFLINE" in res.stderr
+    res = _run("pix2pix", "--data", data, "--out", tmp_path / "y", "--init-from",
+               "loomis-art/tiny-init", "--ngf", "16", env=env, check_rc=2)
+    assert "conflicts with --init-from" in res.stderr
+
+
+def test_bad_input_gives_clear_messages_and_exit_code_2(data, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    (empty / "train").mkdir(parents=True)
+    assert loop_main("pix2pix", ["--data", str(empty), "--out", str(tmp_path / "r0"), *P2P]) == 2
+    assert "no usable image pairs" in capsys.readouterr().err
+
+    # non-images and corrupt images are skipped and counted; A/B of different sizes too
+    mixed = tmp_path / "mixed" / "train"
+    for side in "AB":
+        (mixed / side).mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        a, b = _drawing_pair(rng)
+        Image.fromarray(a).save(mixed / "A" / f"{i}.png")
+        Image.fromarray(b).save(mixed / "B" / f"{i}.png")
+    Image.new("RGB", (40, 36)).save(mixed / "A" / "odd.png")
+    Image.new("RGB", (36, 36)).save(mixed / "B" / "odd.png")
+    (mixed / "A" / "readme.txt").write_text("not an image")
+    (mixed / "B" / "cut.png").write_bytes((mixed / "B" / "0.png").read_bytes()[:60])
+    run = tmp_path / "r1"
+    assert loop_main("pix2pix", ["--data", str(mixed.parent), "--out", str(run), *P2P,
+                                 "--max-steps", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "2 used" in out and "1 not images" in out and "unreadable" in out
+    assert "A and B of different sizes" in out
+
+    # an existing run is never overwritten by accident
+    assert loop_main("pix2pix", ["--data", str(data), "--out", str(run), *P2P]) == 2
+    assert "--resume" in capsys.readouterr().err
+    # a run made by the other script, or with other settings, is refused on --resume
+    assert loop_main("cyclegan", ["--out", str(run), "--resume"]) == 2
+    assert "made by train/pix2pix.py" in capsys.readouterr().err
+    assert loop_main("pix2pix", ["--out", str(run), "--resume", "--ngf", "16"]) == 2
+    assert "other settings" in capsys.readouterr().err
+    assert loop_main("pix2pix", ["--out", str(tmp_path / "none"), "--resume"]) == 2
+    assert "holds no run" in capsys.readouterr().err
