@@ -468,6 +468,9 @@ def run(kind: str, args, argv: list[str]) -> int:
             torch.cuda.set_device(local_rank)
         elif device == "auto":
             device = "cpu"
+        if args.sync_bn and not device.startswith("cuda"):
+            raise UsageError("--sync-bn needs CUDA (torch's SyncBatchNorm runs on GPUs only); "
+                             "drop it for CPU runs")
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     model_cls = MODELS[kind][0]
     try:
@@ -529,7 +532,11 @@ def run(kind: str, args, argv: list[str]) -> int:
                 train_ds.set_epoch(epoch)
             order = epoch_order(len(train_ds), cfg.seed, epoch, world, rank)[state["step_in_epoch"] * bs:]
             loader = torch.utils.data.DataLoader(train_ds, batch_size=bs, sampler=order,
-                                                 num_workers=args.workers)
+                                                 num_workers=args.workers,
+                                                 # own generator: a new iterator must not draw
+                                                 # from the global RNG (dropout's), or a run
+                                                 # resumed mid-epoch diverges from the original
+                                                 generator=torch.Generator())
             bar = tqdm(total=steps_per_epoch, initial=state["step_in_epoch"], disable=not is_main,
                        desc=f"epoch {epoch + 1}/{total_epochs}", dynamic_ncols=True, leave=False)
             for a, b in loader:
