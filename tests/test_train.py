@@ -184,7 +184,7 @@ def test_torchrun_two_processes_end_with_identical_weights(data, tmp_path):
     res = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
          "--master_port", "29517", str(ROOT / "train" / "pix2pix.py"), "--data", str(data),
-         "--out", str(run), *P2P, "--epochs", "1", "--epochs-decay", "0", "--sync-bn",
+         "--out", str(run), *P2P, "--epochs", "1", "--epochs-decay", "0",
          "--batch-size", "2"], capture_output=True, text=True, env=_env(cache=tmp_path),
         timeout=240)
     assert res.returncode == 0, res.stderr[-3000:]

@@ -335,6 +335,18 @@ def write_index(out: Path, kind: str, epoch_rows: list[dict], desc: str) -> None
     atomic_write(out / "index.html", lambda tmp: Path(tmp).write_text("\n".join(parts)))
 
 
+def sync_buffers(model) -> None:
+    """Copy rank 0's BatchNorm running statistics to every rank.
+
+    DDP averages gradients (so parameters agree) and broadcasts buffers only at the start
+    of a wrapped forward; the later forwards of a step update each rank's running stats
+    with its own shard. Rank 0's buffers are the ones saved, so make them everyone's.
+    """
+    for net in model.networks.values():
+        for buf in net.buffers():
+            dist.broadcast(buf.data, 0)
+
+
 def weights_digest(module: torch.nn.Module) -> str:
     h = hashlib.sha256()
     for k, v in module.state_dict().items():
@@ -569,6 +581,8 @@ def run(kind: str, args, argv: list[str]) -> int:
                 save(ckpt_last)
                 break
             # ---- end of epoch: validate, schedule, write, checkpoint
+            if world > 1:
+                sync_buffers(model)
             val_loss, mets, grid = (validate(kind, model, val_ds, val_paired) if val_ds is not None
                                     else (math.nan, {}, None))
             if cfg.lr_policy == "plateau" and val_ds is None:
@@ -605,6 +619,7 @@ def run(kind: str, args, argv: list[str]) -> int:
     gens = ({"generator": model.netG} if kind == "pix2pix"
             else {"generator_A": model.netG_A, "generator_B": model.netG_B})
     if world > 1:
+        sync_buffers(model)
         digest = weights_digest(torch.nn.ModuleList(list(gens.values())))
         digests = [None] * world
         dist.all_gather_object(digests, digest)
