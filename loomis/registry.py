@@ -29,8 +29,6 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loomis.nets import CheckpointError
-
 HUB_ORG = "loomis-art"
 ENGINES = ("pix2pix-photo2drawing", "pix2pix-drawing2photo",
            "cyclegan-photo2drawing", "cyclegan-drawing2photo")
@@ -167,7 +165,8 @@ class ModelRegistry:
                         f"The {engine} generator is not available: {source.fallback_reason}. "
                         f"Train it (see README), put it under {checkpoints_dir()}, or point "
                         f"{env_var(engine)} at a Hub id or folder")
-                from loomis.inference import Translator
+                from loomis.inference import Translator   # torch: imported on first use
+                from loomis.nets import CheckpointError
                 try:
                     slot.translator = Translator.from_pretrained(source.folder)
                 except (CheckpointError, OSError, ValueError, KeyError) as exc:
