@@ -23,6 +23,35 @@ How the fit works, and why:
   reference (similarity Umeyama) and turns the result by the view ray through the face.
   ``benchmarks/pose_accuracy.py`` measures both.
 
+What was measured, and decided (``benchmarks/pose_accuracy.py``; real labelled photos
+are the only test that settles it):
+
+* **Depth of the reference** (``depth_scale``) stays 1: MediaPipe's ``z`` as measured.
+  Without using any labels, the landmarks are explained best by a rigid reference (lowest
+  reprojection error) at scale 1.0-1.1 on the re-rendered astronaut and 0.9-1.0 on the
+  procedural heads, and the procedural heads (a geometry made independently of
+  MediaPipe) read yaw with slope 1.03 at 1.0. Shrinking depth to 0.7 would undo the
+  re-render's yaw squeeze but over-turn the procedural heads by 15%.
+* **Squeezed angles come from the landmarks, not the fit**: on the re-rendered astronaut
+  the fit to the *true* projected landmarks is exact, and MediaPipe's landmark errors are
+  proportional to each landmark's depth, i.e. the network draws a slightly less turned
+  face; they are largest on the face outline, which is therefore left out of the fit.
+  Yaw slope is 0.78 on the bare face mask, 0.83 with a head around it and ~1.0 on the
+  procedural heads. Pitch slope is 0.6-0.7 on all of them, barely moves with image size
+  (320-1024 px), landmark subset or focal length, and depth scale cannot fix it on the
+  procedural heads (slope 0.57-0.65 for depth 0.5-1.1). ``pitch_gain`` (1/slope) corrects it
+  once labelled real photos confirm the factor; it is off by default.
+* **Zero pitch** is the brow point to soft-tissue chin line vertical (see
+  :mod:`loomis.face_reference`), which is within about 2° of "Frankfurt plane
+  horizontal", the "looking straight ahead" of head-pose datasets (the soft-tissue
+  facial angle averages about 90-92° with a spread of ±5-7° between people). The Loomis
+  construction itself sets the chin 0.18-0.32 u behind the brow (5-9° of pitch): the
+  procedural heads read about 6° "down" for that reason alone, which the benchmark
+  reports separately.
+* **Focal length**: solving with 30°, 50°, 55° or 75° instead of the renders' true field
+  of view moves the mean errors by 1-2°, with no single value best on every set; the
+  angles are relative to the line of sight, so the guess matters little.
+
 Bad input is rejected at the boundary by :func:`loomis.imageio.load_image`; images larger
 than ``max_side`` are downscaled for detection only (landmarks are scaled back).
 """
@@ -70,7 +99,8 @@ class PoseConfig:
     min_detection_confidence: float = 0.5
     refine_landmarks: bool = False     # MediaPipe's iris/lip refinement (slower)
     ball_radius: float = BALL_RADIUS_U
-    depth_scale: float = 1.0           # stretch of the reference's depth (calibration)
+    depth_scale: float = 1.0           # stretch of the reference's depth (see module doc)
+    contour_landmarks: bool = False    # fit the face outline too (it slides; see FaceReference)
     find_small_faces: bool = True      # photos only: look again with a Haar detector
     upright_pass: bool = True          # photos only: landmarks again on an upright crop
     # MediaPipe's landmarks move less than the face when it pitches: on renders at known
@@ -174,7 +204,7 @@ class PoseEstimator:
             min_tracking_confidence=0.5)
         self._lock = threading.Lock()
         self._ref = self.reference.head_points(config.ball_radius, config.depth_scale)
-        self._rigid = np.flatnonzero(self.reference.rigid)
+        self._rigid = self.reference.fit_indices(contour=config.contour_landmarks)
 
     # ------------------------------------------------------------------ public API
     def estimate(self, image: ImageLike) -> list[FacePose]:

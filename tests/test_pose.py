@@ -208,6 +208,22 @@ def test_head_rotation_matches_reported_convention(base):
                                                  base.head.roll), abs=1e-6)
 
 
+def test_fit_leaves_out_the_sliding_face_outline():
+    """The face oval sits on the silhouette, not on the skin, so the fit skips it; the
+    rest of the rigid landmarks (brows, nose, cheekbones, forehead) are used."""
+    from loomis.face_reference import contour_indices
+
+    ref = load_reference()
+    used = ref.fit_indices()
+    outline = set(contour_indices().tolist())
+    assert not outline & set(used.tolist())
+    assert set(used.tolist()) < set(np.flatnonzero(ref.rigid).tolist())
+    assert len(used) > 200
+    for landmark in (1, 2, 6, 168, 105, 334):           # nose tip/base, nasion, brows
+        assert landmark in used
+    assert np.array_equal(ref.fit_indices(contour=True), np.flatnonzero(ref.rigid))
+
+
 def test_config_is_validated():
     with pytest.raises(ValueError, match="method"):
         PoseConfig(method="guess")
