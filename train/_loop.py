@@ -57,19 +57,20 @@ MODELS = {"pix2pix": (Pix2Pix, Pix2PixConfig), "cyclegan": (CycleGAN, CycleGANCo
 RUN_DEFAULTS = {"batch_size": 1, "synthetic_n": 1000, "val_n": 8}
 
 #: Presets on top of the papers' defaults. The cpu-* ones finish on 2 CPU cores in under
-#: an hour with the default synthetic set (timings in the lead's report / --help).
+#: an hour with the default synthetic set. Measured on a loaded 2-core CPU, rendering
+#: included (s/step): pix2pix cpu-128 6.7, cpu-256 6.1; cyclegan cpu-128 19.5, cpu-256 10.2.
 PRESETS: dict[str, dict[str, dict]] = {
     "pix2pix": {
         "paper": {},
         "cpu-128": {"arch": "unet_128", "ngf": 32, "ndf": 32, "image_size": 128,
-                    "n_epochs": 4, "n_epochs_decay": 4, "batch_size": 4, "synthetic_n": 400},
+                    "n_epochs": 2, "n_epochs_decay": 2, "batch_size": 4, "synthetic_n": 400},
         "cpu-256": {"arch": "unet_256", "ngf": 16, "ndf": 16, "image_size": 256,
                     "n_epochs": 3, "n_epochs_decay": 3, "batch_size": 4, "synthetic_n": 200},
     },
     "cyclegan": {
         "paper": {},
         "cpu-128": {"arch": "resnet_6blocks", "ngf": 16, "ndf": 16, "image_size": 128,
-                    "n_epochs": 3, "n_epochs_decay": 3, "batch_size": 2, "synthetic_n": 200,
+                    "n_epochs": 2, "n_epochs_decay": 2, "batch_size": 2, "synthetic_n": 80,
                     "pool_size": 20},
         "cpu-256": {"arch": "resnet_6blocks", "ngf": 8, "ndf": 16, "image_size": 256,
                     "n_epochs": 2, "n_epochs_decay": 2, "batch_size": 2, "synthetic_n": 100,
