@@ -444,6 +444,9 @@ def check_run_dir(kind: str, args, out: Path) -> dict | None:
         if not args.overwrite:
             raise UsageError(f"{out} already exists and is not empty; add --resume to continue "
                              "it or --overwrite to replace it")
+        if not run_json.is_file():  # --overwrite deletes the folder: only ever a run's
+            raise UsageError(f"{out} is not empty and holds no training run (no run.json); "
+                             "--overwrite only replaces runs. Choose another --out")
     if not args.synthetic and not args.data:
         raise UsageError("give --data DIR or --synthetic")
     return None
