@@ -12,18 +12,7 @@ from loomis.camera import Camera, HeadPose
 from loomis.face_reference import load_reference
 from loomis.pose import PoseEstimator
 
-skimage_data = pytest.importorskip("skimage.data")
-
-
-@pytest.fixture(scope="module")
-def estimator():
-    with PoseEstimator() as est:
-        yield est
-
-
-@pytest.fixture(scope="module")
-def astronaut() -> Image.Image:
-    return Image.fromarray(skimage_data.astronaut())
+pytest.importorskip("skimage.data")  # the astronaut photo (conftest) comes from it
 
 
 def test_crop_camera_keeps_points_registered():

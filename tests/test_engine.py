@@ -8,18 +8,7 @@ from PIL import Image
 from loomis.engine import live_frame, pencil_sketch, photo_to_loomis
 from loomis.pose import NoFaceError, PoseEstimator
 
-skimage_data = pytest.importorskip("skimage.data")
-
-
-@pytest.fixture(scope="module")
-def estimator():
-    with PoseEstimator() as est:
-        yield est
-
-
-@pytest.fixture(scope="module")
-def astronaut() -> Image.Image:
-    return Image.fromarray(skimage_data.astronaut())
+pytest.importorskip("skimage.data")  # the astronaut photo (conftest) comes from it
 
 
 @pytest.fixture(scope="module")

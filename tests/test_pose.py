@@ -13,18 +13,7 @@ from loomis.face_reference import load_reference
 from loomis.imageio import ImageError
 from loomis.pose import FacePose, NoFaceError, PoseConfig, PoseEstimator, estimate_poses
 
-skimage_data = pytest.importorskip("skimage.data")
-
-
-@pytest.fixture(scope="module")
-def estimator():
-    with PoseEstimator() as est:
-        yield est
-
-
-@pytest.fixture(scope="module")
-def astronaut() -> Image.Image:
-    return Image.fromarray(skimage_data.astronaut())
+pytest.importorskip("skimage.data")  # the astronaut photo (conftest) comes from it
 
 
 @pytest.fixture(scope="module")
