@@ -26,6 +26,8 @@ CANVAS = (512, 512)
 PHOTO_ENGINES = {"Geometric engine": None, "pix2pix": "pix2pix-photo2drawing",
                  "CycleGAN": "cyclegan-photo2drawing"}
 SKETCH_ENGINES = {"pix2pix": "pix2pix-drawing2photo", "CycleGAN": "cyclegan-drawing2photo"}
+#: The sketch model used when none is chosen: the one whose weights ship in checkpoints/.
+DEFAULT_SKETCH_ENGINE = "CycleGAN"
 BACKGROUNDS = [("paper (construction only)", "paper"), ("faded photo", "faded"),
                ("pencil sketch of the photo", "pencil"), ("photo overlay", "photo")]
 HIDDEN = ["dashed", "faint", "omit"]
@@ -122,7 +124,7 @@ class LoomisApp:
         except ValueError as exc:
             raise gr.Error(str(exc)) from None
 
-    def sketch_to_photo(self, drawing, model: str = "pix2pix") -> Image.Image:
+    def sketch_to_photo(self, drawing, model: str = DEFAULT_SKETCH_ENGINE) -> Image.Image:
         """A drawing (file or canvas) in, a photo out."""
         from loomis.canvas import canvas_to_drawing
         from loomis.imageio import ImageError
@@ -202,7 +204,7 @@ def build_app() -> gr.Blocks:
                                                       default_color="#202020", color_mode="defaults"),
                                        eraser=gr.Eraser(default_size=20), layers=False, format="png",
                                        label="Draw a head (black on white)", elem_id="canvas")
-                    model = gr.Radio(list(SKETCH_ENGINES), value="pix2pix", label="Model (drawing → photo)")
+                    model = gr.Radio(list(SKETCH_ENGINES), value=DEFAULT_SKETCH_ENGINE, label="Model (drawing → photo)")
                     canvas_btn = gr.Button("Photo from the canvas", variant="primary", elem_id="canvas-btn")
                     upload = PhotoInput(sources=["upload"], type="filepath", image_mode=None,
                                         label="…or upload a drawing", elem_id="sketch-in")
