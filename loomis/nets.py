@@ -222,8 +222,9 @@ class GeneratorConfig:
     domain_b: str = "drawing"
 
     def __post_init__(self) -> None:
-        _check_choice("arch", self.arch, ARCHS) if not self.arch.startswith("unet_") else None
-        if self.arch.startswith("unet_"):
+        if not self.arch.startswith("unet_"):
+            _check_choice("arch", self.arch, ARCHS)
+        else:
             try:
                 unet_depth(self.arch)
             except (ValueError, IndexError):
