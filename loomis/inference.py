@@ -17,6 +17,7 @@ import importlib.util
 import json
 import os
 import threading
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -52,8 +53,6 @@ def export_onnx(generator: Generator, path: str | os.PathLike, opset: int = 17) 
     x = torch.zeros(1, generator.config.in_channels, size, size)
 
     def write(tmp: str) -> None:
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(net, (x,), tmp, dynamo=False, opset_version=opset,
@@ -144,7 +143,8 @@ class Translator:
         self.device = torch.device(device)
         self.config = generator.config
         self._lock = threading.Lock()
-        if runtime == "auto":
+        auto = runtime == "auto"
+        if auto:
             runtime = available_runtimes()[0] if self.device.type == "cpu" else "torch"
         if runtime not in available_runtimes():
             raise ValueError(f"runtime {runtime!r} is not available; choose from "
@@ -152,8 +152,17 @@ class Translator:
         if runtime == "onnxruntime" and self.device.type != "cpu":
             raise ValueError("the onnxruntime runtime runs on the CPU; use runtime='torch' on "
                              f"{self.device.type}")
+        self._session = None
+        if runtime == "onnxruntime":
+            try:
+                self._session = onnx_session(self.generator, onnx_path)
+            except Exception as exc:
+                if not auto:
+                    raise
+                # "auto" must never cost the user their translation: torch gives the same output
+                warnings.warn(f"ONNX Runtime unavailable for this generator ({exc}); using torch")
+                runtime = "torch"
         self.runtime = runtime
-        self._session = onnx_session(self.generator, onnx_path) if runtime == "onnxruntime" else None
 
     @classmethod
     def from_pretrained(cls, model_id: str | Path, device: str = "cpu", runtime: str = "auto",

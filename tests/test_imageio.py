@@ -126,3 +126,19 @@ def test_onnxruntime_path_equals_torch_and_is_cached(tmp_path, monkeypatch):
     assert np.abs(np.asarray(fast(img), int) - np.asarray(eager(img), int)).max() <= 1
     with pytest.raises(ValueError, match="not available"):
         Translator(g, runtime="tensorrt")
+
+
+def test_auto_runtime_falls_back_to_torch_when_onnx_export_fails(monkeypatch, tmp_path):
+    """A missing ONNX exporter must not cost a user the translation (auto only)."""
+    import sys as _sys
+
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setitem(_sys.modules, "onnx", None)          # as if `onnx` were not installed
+    monkeypatch.setenv("LOOMIS_CACHE", str(tmp_path))         # nothing cached: must export
+    g = Generator(arch="unet_32", ngf=8, image_size=32)
+    with pytest.warns(UserWarning, match="using torch"):
+        tr = Translator(g, runtime="auto")
+    assert tr.runtime == "torch"
+    assert tr(Image.new("RGB", (40, 40), (200, 10, 10))).size == (40, 40)
+    with pytest.raises(Exception):
+        Translator(g, runtime="onnxruntime")                  # asked for explicitly: an error
