@@ -165,6 +165,17 @@ def _triangles() -> np.ndarray:
     return np.array(sorted(tris))
 
 
+def _random_view(rng: np.random.Generator, size: int, fov: float,
+                 dist: tuple[float, float], off: float) -> tuple[HeadPose, Camera]:
+    """A known pose (yaw ±60°, pitch ±30°, roll ±30°) at a random distance, shifted off
+    centre by up to ``off`` of that distance, seen by a ``fov``-degree camera. The draw
+    order (angles, distance, shift) fixes each seed's set."""
+    yaw, pitch, roll = rng.uniform(-60, 60), rng.uniform(-30, 30), rng.uniform(-30, 30)
+    d = rng.uniform(*dist)
+    shift = rng.uniform(-off, off, 2) * d
+    return HeadPose(yaw, pitch, roll, 1.0, (shift[0], shift[1], -d)), Camera.from_fov(size, size, fov)
+
+
 def rerender_set(n: int, seed: int = 0, size: int = 512):
     """The astronaut's face re-rendered at known poses (see module docstring)."""
     import skimage.data
@@ -179,11 +190,7 @@ def rerender_set(n: int, seed: int = 0, size: int = 512):
     # a plain, slightly noisy backdrop (a blurred photo would still hold a face)
     bg = np.clip(rng.normal(150, 6, (size, size, 3)), 0, 255).astype(np.uint8)
     for _ in range(n):
-        yaw, pitch, roll = rng.uniform(-60, 60), rng.uniform(-30, 30), rng.uniform(-30, 30)
-        cam = Camera.from_fov(size, size, 50.0)
-        dist = rng.uniform(9.0, 14.0)
-        off = rng.uniform(-0.12, 0.12, 2) * dist
-        pose = HeadPose(yaw, pitch, roll, 1.0, (off[0], off[1], -dist))
+        pose, cam = _random_view(rng, size, fov=50.0, dist=(9.0, 14.0), off=0.12)
         yield _render(src, tex, ref, tris, pose, cam, bg.copy()), _labels(pose)
 
 
@@ -205,11 +212,7 @@ def headed_set(n: int, seed: int = 0, size: int = 512):
     rng = np.random.default_rng(seed)
     for _ in range(n):
         ident = HeadIdentity.sample(rng)
-        yaw, pitch, roll = rng.uniform(-60, 60), rng.uniform(-30, 30), rng.uniform(-30, 30)
-        cam = Camera.from_fov(size, size, 50.0)
-        dist = rng.uniform(9.0, 14.0)
-        off = rng.uniform(-0.12, 0.12, 2) * dist
-        pose = HeadPose(yaw, pitch, roll, 1.0, (off[0], off[1], -dist))
+        pose, cam = _random_view(rng, size, fov=50.0, dist=(9.0, 14.0), off=0.12)
         head = np.array(render_head(ident, pose, cam, Lighting.sample(rng)))
         yield _render(src, tex, ref, tris, pose, cam, head), _labels(pose)
 
@@ -251,11 +254,7 @@ def render_set(n: int, seed: int = 0, size: int = 384):
     rng = np.random.default_rng(seed)
     for _ in range(n):
         ident = HeadIdentity.sample(rng)
-        yaw, pitch, roll = rng.uniform(-60, 60), rng.uniform(-30, 30), rng.uniform(-30, 30)
-        cam = Camera.from_fov(size, size, 40.0)
-        dist = rng.uniform(14.0, 18.0)
-        off = rng.uniform(-0.08, 0.08, 2) * dist
-        pose = HeadPose(yaw, pitch, roll, 1.0, (off[0], off[1], -dist))
+        pose, cam = _random_view(rng, size, fov=40.0, dist=(14.0, 18.0), off=0.08)
         yield (render_head(ident, pose, cam, Lighting.sample(rng)), _labels(pose),
                _labels(pose, _profile_tilt(ident.proportions)))
 
