@@ -208,7 +208,7 @@ def generator_methods(root: Path, runtime: str = "auto") -> list[Method]:
 
 
 class EngineMethod:
-    """The geometric engine on paper, remembering the pose it found for each image."""
+    """The geometric engine on paper, remembering the pose it drew each image in."""
 
     def __init__(self) -> None:
         from loomis.pose import PoseEstimator
@@ -217,19 +217,24 @@ class EngineMethod:
         self.last_pose: tuple[float, float, float] | None = None
         self.last_seconds = 0.0
 
+    def analyse(self, photo):
+        """The estimator's analysis, kept: photo_to_loomis calls this once per image, so the
+        pose scored is the one the drawing was made in, without estimating it twice."""
+        result = self.estimator.analyse(photo)
+        faces = result.faces
+        self.last_pose = (faces[0].yaw, faces[0].pitch, faces[0].roll) if faces else None
+        return result
+
     def __call__(self, photo: Image.Image) -> Image.Image:
         from loomis.engine import NoFaceError, photo_to_loomis
 
+        self.last_pose = None
         t = time.perf_counter()
         try:
-            out = photo_to_loomis(photo, background="paper", hidden="omit",
-                                  estimator=self.estimator)
+            out = photo_to_loomis(photo, background="paper", hidden="omit", estimator=self)
         except NoFaceError:
             out = Image.new("RGB", photo.size, (255, 255, 255))
         self.last_seconds = time.perf_counter() - t
-        # the pose the drawing was made in (the estimator is deterministic), not timed
-        faces = self.estimator.estimate(photo)
-        self.last_pose = (faces[0].yaw, faces[0].pitch, faces[0].roll) if faces else None
         return out
 
 

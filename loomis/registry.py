@@ -62,11 +62,14 @@ class Source:
     revision: str | None = None    # requested revision (None = main)
     commit: str | None = None      # resolved 40-hex commit of a Hub snapshot
     fallback_reason: str | None = None  # why the Hub copy was not used
+    offline_cache: bool = False    # a Hub snapshot read from the local cache with HF_HUB_OFFLINE
 
     def describe(self) -> str:
         """One line for people: which copy, and why not the Hub when it is not."""
         if self.kind == "hub":
-            return f"Hub `{self.hub_id}` @ `{self.commit}`" + (f" (revision {self.revision})" if self.revision else "")
+            return (f"Hub `{self.hub_id}` @ `{self.commit}`"
+                    + (f" (revision {self.revision})" if self.revision else "")
+                    + (" from the local Hub cache (offline)" if self.offline_cache else ""))
         if self.kind == "local":
             return f"local folder `{self.folder}` (set by {env_var(self.engine)})"
         if self.kind == "bundled":
@@ -133,7 +136,8 @@ class ModelRegistry:
                 folder = Path(snapshot_download(hub_id, revision=revision, allow_patterns=_FILES))
                 if not (folder / "model.safetensors").is_file():
                     raise FileNotFoundError(f"{hub_id} has no model.safetensors")
-                return Source(engine, folder, "hub", hub_id, revision, commit=folder.name)
+                return Source(engine, folder, "hub", hub_id, revision, commit=folder.name,
+                              offline_cache=_offline())
             except Exception as exc:  # every "not reachable / not cached" case lands here
                 reason = ("HF_HUB_OFFLINE=1 and it is not in the Hub cache" if _offline()
                           else f"the Hub could not be reached and it is not cached ({_short(exc)})")

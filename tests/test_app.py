@@ -228,6 +228,7 @@ def test_a_populated_hub_cache_is_preferred_to_the_bundled_copy(bundled, tmp_pat
     reg = ModelRegistry()
     info = reg.info("pix2pix-photo2drawing")
     assert info["source"].kind == "hub" and info["source"].commit == commit
+    assert "local Hub cache (offline)" in info["source"].describe()  # `bundled` is offline
     assert info["metrics"].startswith("| method | F1 |") and "Limitations" not in info["metrics"]
     hub_out = reg.translator("pix2pix-photo2drawing")(PHOTO)
     assert reg.resolve("pix2pix-drawing2photo").kind == "bundled"   # not cached: bundled

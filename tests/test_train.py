@@ -225,6 +225,23 @@ def test_init_from_offline_hub_cache_and_unknown_id(data, tmp_path):
     res = _run("pix2pix", "--data", data, "--out", tmp_path / "y", "--init-from",
                "loomis-art/tiny-init", "--ngf", "16", env=env, check_rc=2)
     assert "conflicts with --init-from" in res.stderr
+    res = _run("pix2pix", "--data", data, "--out", tmp_path / "z", "--init-from",
+               "loomis-art/tiny-init", "--direction", "BtoA", env=env, check_rc=2)
+    assert "direction" in res.stderr  # a photo → drawing model is not silently turned around
+
+    # CycleGAN: a drawing → photo generator initialises G_B (drawing → photo), not G_A
+    back = Generator("resnet_6blocks", ngf=8, norm="instance", dropout=False, image_size=32,
+                     direction="BtoA")
+    cache2 = _hub_cache(tmp_path / "c2", "loomis-art/tiny-d2p", back)
+    cyc = tmp_path / "cyc_ft"
+    _run("cyclegan", "--data", data / "unpaired", "--out", cyc, "--init-from",
+         "loomis-art/tiny-d2p", "--max-steps", "0", "--val-n", "2",
+         env=_env(HF_HUB_CACHE=str(cache2), HF_HUB_OFFLINE="1", cache=tmp_path))
+    got_b = Generator.from_pretrained(str(cyc / "generator_B")).state_dict()
+    got_a = Generator.from_pretrained(str(cyc / "generator_A")).state_dict()
+    first = next(iter(back.state_dict()))
+    assert all(torch.equal(got_b[k], v) for k, v in back.state_dict().items())
+    assert not torch.equal(got_a[first], back.state_dict()[first])
 
 
 def test_bad_input_gives_clear_messages_and_exit_code_2(data, tmp_path, capsys):
@@ -263,3 +280,67 @@ def test_bad_input_gives_clear_messages_and_exit_code_2(data, tmp_path, capsys):
     assert "other settings" in capsys.readouterr().err
     assert loop_main("pix2pix", ["--out", str(tmp_path / "none"), "--resume"]) == 2
     assert "holds no run" in capsys.readouterr().err
+
+
+def test_best_epoch_export_and_time_budget(data, tmp_path):
+    """--load-best-at-end ships the epoch with the best line F1 (not the lowest L1, which a
+    blank page wins for drawings); --max-minutes stops cleanly, writes the Hub folder, and
+    the run resumes."""
+    run = tmp_path / "best"
+    _run("pix2pix", "--data", data, "--out", run, *P2P, "--epochs", "3", "--epochs-decay", "0",
+         "--l1-ink-weight", "4", "--load-best-at-end")
+    rows = json.loads((run / "metrics.json").read_text())
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    minutes = [r["minutes"] for r in rows]
+    assert minutes == sorted(minutes) and minutes[-1] > 0
+    best = max(rows, key=lambda r: r["f1"])  # the first of equal scores wins
+    record = json.loads((run / "generator" / "training.json").read_text())
+    assert record["settings"]["l1_ink_weight"] == 4
+    ck = load_state(run / ("best.safetensors" if best["epoch"] != 3 else "last.safetensors"))
+    if best["epoch"] != 3:
+        assert f"best validated epoch ({best['epoch']})" in record["weights_from"]
+    else:
+        assert record["weights_from"].startswith("the last step")
+    shipped = Generator.from_pretrained(str(run / "generator")).state_dict()
+    for k, v in ck["model"]["networks"]["G"].items():
+        assert torch.equal(shipped[k], v), k
+    card = (run / "generator" / "README.md").read_text()
+    assert f"{best['f1']:.4f}" in card  # the card reports the shipped weights' validation
+
+    budget = tmp_path / "budget"
+    res = _run("pix2pix", "--data", data, "--out", budget, *P2P, "--epochs", "5",
+               "--max-minutes", "0")
+    assert len(_losses(budget)) == 1 + 1  # the deadline has passed after the first step
+    assert (budget / "generator" / "model.safetensors").is_file()
+    assert "No epoch finished" in (budget / "generator" / "README.md").read_text()
+    assert "done: 1 steps" in res.stdout
+    _run("pix2pix", "--out", budget, "--resume", "--max-minutes", "0")
+    assert load_state(budget / "last.safetensors")["run"]["global_step"] == 2
+
+
+def test_package_a_run_generator_for_checkpoints(tmp_path):
+    """ship_defaults.py package: half-precision weights that load back strictly, and the
+    run's own training record (command included) carried into the shipped folder."""
+    torch.manual_seed(0)
+    src = tmp_path / "run" / "generator"
+    gen = Generator("unet_32", ngf=8, image_size=32)
+    gen.save_pretrained(src)
+    record = {"command": "python train/pix2pix.py --data d --out run", "data": "4 pairs",
+              "model": "pix2pix", "steps": 8}
+    (src / "training.json").write_text(json.dumps(record))
+    dst = tmp_path / "checkpoints" / "pix2pix-photo2drawing"
+    res = subprocess.run([sys.executable, str(ROOT / "train" / "ship_defaults.py"), "package",
+                          str(src), str(dst)], capture_output=True, text=True, env=_env())
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in dst.iterdir()) == ["config.json", "model.safetensors",
+                                                     "training.json"]
+    assert json.loads((dst / "training.json").read_text()) == record
+    back = Generator.from_pretrained(str(dst))  # strict load, as from the Hub
+    for k, v in gen.state_dict().items():
+        if v.is_floating_point():
+            assert torch.allclose(back.state_dict()[k], v.half().float()), k
+    (src / "training.json").unlink()  # without a record the command must be given
+    res = subprocess.run([sys.executable, str(ROOT / "train" / "ship_defaults.py"), "package",
+                          str(src), str(tmp_path / "other")], capture_output=True, text=True,
+                         env=_env())
+    assert res.returncode != 0 and "--command" in res.stderr

@@ -130,6 +130,9 @@ def build_parser(kind: str) -> argparse.ArgumentParser:
     p.add_argument("--lambda-gp", type=float)
     if kind == "pix2pix":
         p.add_argument("--lambda-l1", type=float)
+        p.add_argument("--l1-ink-weight", type=float,
+                       help="extra L1 weight on the target's dark pixels (line drawings); "
+                            "0 = the paper")
     else:
         p.add_argument("--lambda-a", type=float)
         p.add_argument("--lambda-b", type=float)
@@ -139,6 +142,12 @@ def build_parser(kind: str) -> argparse.ArgumentParser:
     p.add_argument("--init-gain", type=float)
     p.add_argument("--fused-adam", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--max-steps", type=int, help="stop after this global step (tests)")
+    p.add_argument("--max-minutes", type=float,
+                   help="stop after this many minutes of training in this session, save, "
+                        "and write the Hub folders (continue later with --resume)")
+    p.add_argument("--load-best-at-end", action="store_true",
+                   help="write the Hub folders from the best validated epoch (line F1 for "
+                        "drawings, SSIM for photos), not from the last step")
     p.add_argument("--save-every", type=int, default=0, help="also checkpoint every N steps")
     p.add_argument("--save-dtype", choices=("float32", "float16"), default="float32")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
@@ -157,7 +166,9 @@ def resolve_settings(kind: str, args: argparse.Namespace, init_cfg: dict | None)
     s |= PRESETS[kind][args.preset or "paper"]
     explicit = explicit_settings(kind, args)
     if init_cfg is not None:
-        for k in ARCH_FIELDS:
+        # a pix2pix generator also brings its direction; a CycleGAN run has both and the
+        # initial generator goes to the one facing its way (see run)
+        for k in ARCH_FIELDS + (("direction",) if kind == "pix2pix" else ()):
             if k in explicit and explicit[k] != init_cfg[k]:
                 raise UsageError(f"--{k.replace('_', '-')} {explicit[k]} conflicts with "
                                  f"--init-from's config.json ({k}={init_cfg[k]}); the "
@@ -275,6 +286,21 @@ def validate(kind: str, model, val, paired: bool, n_grid: int = 4):
     return float(np.mean(losses)), M.mean_metrics(rows), _grid(grid_rows)
 
 
+def metric_columns(row: dict) -> dict:
+    """An epoch row of metrics.csv without its bookkeeping columns."""
+    return {k: v for k, v in row.items() if k not in ("epoch", "step", "lr", "minutes")}
+
+
+def selection_score(val_loss: float, mets: dict) -> float:
+    """Which validated epoch is best (higher is better): the target domain's headline
+    metric, line F1 for drawings and SSIM for photos, else minus the validation L1. The L1
+    alone would crown a blank page for line drawings (mostly white, so a low L1)."""
+    for key in ("f1", "ssim"):
+        if key in mets and math.isfinite(mets[key]):
+            return float(mets[key])
+    return -val_loss if math.isfinite(val_loss) else -math.inf
+
+
 def write_csv(path: Path, rows: list[dict]) -> None:
     if not rows:
         return
@@ -377,12 +403,13 @@ def export_generator(gen: Generator, folder: Path, dtype: str, record: dict, run
     (folder / TRAINING_FILE).write_text(json.dumps(record, indent=2))
     card = render_model_card(folder)
     lines = ["", "## This training run", "",
-             f"Validation after the last epoch ({record.get('validation_set', '')}):", ""]
+             f"Validation of these weights, from {record.get('weights_from', 'the last step')} "
+             f"({record.get('validation_set', '')}):", ""]
     if last_metrics:
         lines += ["| " + " | ".join(last_metrics) + " |", "|---" * len(last_metrics) + "|",
                   "| " + " | ".join(f"{v:.4f}" for v in last_metrics.values()) + " |"]
     else:
-        lines += ["No epoch finished (the run stopped at --max-steps inside the first epoch)."]
+        lines += ["No epoch finished (the run stopped inside the first epoch)."]
     if samples:
         lines += ["", "Samples (input | output | target):", "", "![samples](samples.png)"]
     lines += ["", "Loss curve:", "", "![loss curve](loss_curve.png)", ""]
@@ -494,14 +521,19 @@ def run(kind: str, args, argv: list[str]) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if init_gen is not None:
-        (model.netG if kind == "pix2pix" else model.netG_A).load_state_dict(init_gen.state_dict())
+        target = (model.netG if kind == "pix2pix" else
+                  model.netG_A if init_gen.config.direction == "AtoB" else model.netG_B)
+        target.load_state_dict(init_gen.state_dict())
 
     ckpt_last, ckpt_best = out / "last.safetensors", out / "best.safetensors"
-    state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best": math.inf, "best_epoch": -1}
+    # "best" is the selection score of the best validated epoch (higher is better, see
+    # selection_score); "seconds" the training time summed over every session of the run
+    state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best": -math.inf,
+             "best_epoch": -1, "seconds": 0.0}
     if saved is not None and ckpt_last.is_file():
         ck = load_state(ckpt_last)
         model.load_state_dict(ck["model"])
-        state = ck["run"]
+        state = {"seconds": 0.0} | ck["run"]
     if world > 1:
         model.distribute(sync_batchnorm=args.sync_bn)
 
@@ -526,7 +558,11 @@ def run(kind: str, args, argv: list[str]) -> int:
     loss_rows = [r for r in read_csv(out / "losses.csv") if r["step"] <= state["global_step"]]
     epoch_rows = [r for r in read_csv(out / "metrics.csv") if r["epoch"] <= state["epoch"]]
 
+    t_session = time.time()
+    seconds_at_start = state["seconds"]
+
     def save(path: Path) -> None:
+        state["seconds"] = seconds_at_start + time.time() - t_session
         if is_main:
             save_state(path, {"model": model.state_dict(), "run": dict(state)})
             write_csv(out / "losses.csv", loss_rows)
@@ -537,8 +573,9 @@ def run(kind: str, args, argv: list[str]) -> int:
     bs = s["batch_size"]
     steps_per_epoch = math.ceil(len(epoch_order(len(train_ds), cfg.seed, 0, world, rank)) / bs)
     max_steps = args.max_steps
+    deadline = t_session + args.max_minutes * 60 if args.max_minutes is not None else math.inf
     done = False
-    last_metrics: dict = epoch_rows[-1] if epoch_rows else {}
+    last_metrics = metric_columns(epoch_rows[-1]) if epoch_rows else {}
     if max_steps is not None and state["global_step"] >= max_steps:
         done = True
     try:
@@ -577,7 +614,8 @@ def run(kind: str, args, argv: list[str]) -> int:
                               f"{state['global_step']}; continue with: python train/{kind}.py "
                               f"--out {out} --resume")
                     return 0
-                if max_steps is not None and state["global_step"] >= max_steps:
+                if ((max_steps is not None and state["global_step"] >= max_steps)
+                        or time.time() >= deadline):
                     done = True
                     break
             bar.close()
@@ -594,13 +632,15 @@ def run(kind: str, args, argv: list[str]) -> int:
             lr = model.end_epoch(val_loss if cfg.lr_policy == "plateau" else None)
             state["epoch"] += 1
             state["step_in_epoch"] = 0
+            minutes = (seconds_at_start + time.time() - t_session) / 60
             row = {"epoch": state["epoch"], "step": state["global_step"], "lr": lr,
-                   "val_loss": val_loss, **mets}
+                   "minutes": round(minutes, 2), "val_loss": val_loss, **mets}
             epoch_rows.append(row)
-            last_metrics = {k: v for k, v in row.items() if k not in ("epoch", "step", "lr")}
-            improved = val_loss < state["best"]
+            last_metrics = metric_columns(row)
+            score = selection_score(val_loss, mets)
+            improved = score > state["best"]
             if improved:
-                state["best"], state["best_epoch"] = val_loss, state["epoch"]
+                state["best"], state["best_epoch"] = score, state["epoch"]
             if is_main:
                 if grid is not None:
                     atomic_write(out / "samples" / f"epoch_{state['epoch']:03d}.png",
@@ -620,6 +660,16 @@ def run(kind: str, args, argv: list[str]) -> int:
             signal.signal(sig, h)
 
     # ---- finished: Hub folders, DDP agreement, push
+    weights_from = f"the last step ({state['global_step']})"
+    if args.load_best_at_end and state["best_epoch"] > 0 and state["best_epoch"] != state["epoch"]:
+        if world > 1:
+            dist.barrier()  # rank 0 wrote best.safetensors
+        if ckpt_best.is_file():
+            model.load_state_dict(load_state(ckpt_best)["model"])
+            weights_from = f"the best validated epoch ({state['best_epoch']})"
+            best_row = next((r for r in epoch_rows if r["epoch"] == state["best_epoch"]), None)
+            if best_row is not None:
+                last_metrics = metric_columns(best_row)
     gens = ({"generator": model.netG} if kind == "pix2pix"
             else {"generator_A": model.netG_A, "generator_B": model.netG_B})
     if world > 1:
@@ -641,6 +691,8 @@ def run(kind: str, args, argv: list[str]) -> int:
                   "steps": state["global_step"], "epochs_done": state["epoch"],
                   "batch_size": bs, "processes": world, "device": str(model.device),
                   "train_time_this_session": f"{time.time() - t_start:.0f} s",
+                  "train_minutes_total": round(state["seconds"] / 60, 1),
+                  "weights_from": weights_from,
                   "validation_set": f"{len(val_ds) if val_ds else 0} images",
                   "init_from": init_from, "settings": s}
         folders = [export_generator(g, out / name, args.save_dtype, record, out, last_metrics)

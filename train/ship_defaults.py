@@ -1,19 +1,19 @@
-"""Train the bundled default generators under a wall-clock budget, and package them.
+"""Package a trained generator as a bundled default under ``checkpoints/``.
 
-    python train/ship_defaults.py train --model pix2pix --direction AtoB --out runs/p2d --hours 0.9
-    python train/ship_defaults.py package runs/p2d/G checkpoints/pix2pix-photo2drawing --command "..."
+    python train/ship_defaults.py package RUN_DIR/generator checkpoints/pix2pix-photo2drawing
 
-This is the small, budgeted loop that produced ``checkpoints/`` on a shared 2-core CPU:
-the same ``Pix2Pix`` / ``CycleGAN`` objects and folder datasets as ``train/pix2pix.py``
-and ``train/cyclegan.py``, one torch thread per run (three runs shared two cores), a
-generator saved after every epoch, and a hard deadline (the learning-rate schedule is
-the papers' linear one, cut off where the deadline falls). For anything but reproducing
-the shipped defaults, use ``train/pix2pix.py`` / ``train/cyclegan.py``: they add exact
-resume, sample grids, validation metrics, DDP and Hub pushes.
+``package`` turns a generator folder into a shipped one: half-precision weights (loading
+casts them back), ``config.json``, and ``training.json``: the training run's own record
+when the folder came from ``train/pix2pix.py`` / ``train/cyclegan.py`` (command, data,
+steps, time, which epoch's weights), else the ``--command`` / ``--data-note`` given here.
+``benchmarks/quality.py --update-cards`` then writes the model card with measured metrics.
+The ONNX file, samples and loss curve stay in the run folder (checkpoints/ is kept small);
+``Translator`` rebuilds the ONNX graph from the weights on first use.
 
-``package`` turns a saved generator into a shipped folder: half-precision weights (loading
-casts them back), ``config.json``, and ``training.json`` with the exact command, which
-``benchmarks/quality.py --update-cards`` turns into the model card with measured metrics.
+The pix2pix defaults are trained by ``train/pix2pix.py --max-minutes … --load-best-at-end``.
+``train`` is the smaller budgeted loop the bundled CycleGAN pair was trained with, kept
+so that pair's recorded command still reproduces it; use the training scripts for
+anything new (they add exact resume, validation metrics, DDP and Hub pushes).
 """
 from __future__ import annotations
 
@@ -96,9 +96,15 @@ def package(args: argparse.Namespace) -> None:
     tensors = load_file(str(src / "model.safetensors"))
     half = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
     save_file(half, str(dst / "model.safetensors"))
-    record = {"command": args.command, "data": args.data_note, "model": args.family}
-    if args.train_time:
-        record["train_time"] = args.train_time
+    run_record = src / "training.json"
+    record = json.loads(run_record.read_text()) if run_record.is_file() else {}
+    given = {"command": args.command, "data": args.data_note, "model": args.family,
+             "train_time": args.train_time}
+    record |= {k: v for k, v in given.items() if v}
+    missing = [k for k in ("command", "data", "model") if not record.get(k)]
+    if missing:
+        raise SystemExit(f"{src} has no training.json; give " + ", ".join(
+            f"--{'data-note' if k == 'data' else 'family' if k == 'model' else k}" for k in missing))
     (dst / "training.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"packaged {src} → {dst} ({(dst / 'model.safetensors').stat().st_size / 1e6:.1f} MB)")
 
@@ -124,9 +130,11 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("package", help="saved generator → shipped checkpoints/ folder")
     p.add_argument("generator")
     p.add_argument("dest")
-    p.add_argument("--command", required=True, help="the exact command that trained it")
-    p.add_argument("--data-note", required=True, help="what it was trained on")
-    p.add_argument("--family", choices=["pix2pix", "cyclegan"], required=True)
+    p.add_argument("--command", help="the exact command that trained it "
+                                      "(default: from the folder's training.json)")
+    p.add_argument("--data-note", help="what it was trained on (default: training.json)")
+    p.add_argument("--family", choices=["pix2pix", "cyclegan"],
+                   help="model family (default: training.json)")
     p.add_argument("--train-time", default="")
     p.set_defaults(func=package)
     args = ap.parse_args(argv)
