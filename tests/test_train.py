@@ -306,6 +306,13 @@ def test_best_epoch_export_and_time_budget(data, tmp_path):
         assert torch.equal(shipped[k], v), k
     card = (run / "generator" / "README.md").read_text()
     assert f"{best['f1']:.4f}" in card  # the card reports the shipped weights' validation
+    # the metric-against-time curve of that run: a row per epoch, and the figure
+    curve = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "training_curve.py"),
+                            str(run), "--out", str(tmp_path / "curve.png"), "--goal", "f1=0.75"],
+                           capture_output=True, text=True, env=_env(), timeout=120)
+    assert curve.returncode == 0, curve.stderr
+    assert curve.stdout.count("| best | ") == 3 and f"| {best['f1']:.3f} |" in curve.stdout
+    assert Image.open(tmp_path / "curve.png").size[0] > 300
 
     budget = tmp_path / "budget"
     res = _run("pix2pix", "--data", data, "--out", budget, *P2P, "--epochs", "5",

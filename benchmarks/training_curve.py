@@ -1,0 +1,104 @@
+"""Validation metric against training time, for one or more training runs.
+
+    python benchmarks/training_curve.py RUN_DIR [RUN_DIR ...] [--out docs/training_curve.png]
+                                        [--goal f1=0.75 --goal ssim=0.80]
+
+Reads each run's ``metrics.csv`` (written by ``train/pix2pix.py`` / ``train/cyclegan.py``
+after every epoch, with the run's cumulative training minutes) and plots its headline
+metric, line F1 for drawings and SSIM for photos, against those minutes: one panel per
+run, the epoch whose weights ``--load-best-at-end`` ships circled, the goal as a dashed
+line. It answers the question a budgeted CPU run leaves open: is the metric still rising
+when the time ran out, and how fast?
+
+Also prints a markdown table (run, epoch, minutes, metric) for notes and model cards.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from pathlib import Path
+
+HEADLINE = ("f1", "ssim")  # the first one a run's metrics.csv has
+
+
+def read_run(run: Path) -> tuple[str, list[dict]]:
+    """(headline metric name, rows with epoch / minutes / metric as numbers)."""
+    path = run / "metrics.csv"
+    if not path.is_file():
+        raise SystemExit(f"{run}: no metrics.csv (not a training run folder, or no epoch "
+                         "finished yet)")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "minutes" not in rows[0]:
+        raise SystemExit(f"{path}: no 'minutes' column (written by the training scripts "
+                         "from this version on)")
+    metric = next((m for m in HEADLINE if m in rows[0]), None)
+    if metric is None:
+        raise SystemExit(f"{path}: no {' or '.join(HEADLINE)} column (a run without a "
+                         "paired validation split has no metric to plot)")
+    return metric, [{"epoch": int(r["epoch"]), "minutes": float(r["minutes"]),
+                     metric: float(r[metric])} for r in rows]
+
+
+def markdown(runs: dict[str, tuple[str, list[dict]]]) -> str:
+    lines = ["| run | epoch | minutes | metric | value |", "|---|---|---|---|---|"]
+    for name, (metric, rows) in runs.items():
+        lines += [f"| {name} | {r['epoch']} | {r['minutes']:.1f} | {metric} | {r[metric]:.3f} |"
+                  for r in rows]
+    return "\n".join(lines)
+
+
+def plot(runs: dict[str, tuple[str, list[dict]]], out: Path, goals: dict[str, float]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.6 * len(runs), 3.4), squeeze=False)
+    for ax, (name, (metric, rows)) in zip(axes[0], runs.items()):
+        x = [r["minutes"] for r in rows]
+        y = [r[metric] for r in rows]
+        ax.plot(x, y, "o-", color="#335")
+        best = max(rows, key=lambda r: r[metric])
+        ax.plot([best["minutes"]], [best[metric]], "o", ms=12, mfc="none", color="#c33",
+                label=f"best: epoch {best['epoch']}, {best[metric]:.3f}")
+        if metric in goals:
+            ax.axhline(goals[metric], ls="--", color="#888", label=f"goal {goals[metric]:.2f}")
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("training minutes")
+        ax.set_ylabel(f"validation {metric}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("runs", nargs="+", type=Path, help="training run folders (RUN_DIR)")
+    ap.add_argument("--out", type=Path, help="write the figure here (PNG)")
+    ap.add_argument("--goal", action="append", default=[], metavar="METRIC=VALUE",
+                    help="draw a goal line, e.g. f1=0.75")
+    args = ap.parse_args(argv)
+    goals = {}
+    for g in args.goal:
+        key, sep, value = g.partition("=")
+        try:
+            goals[key] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            ap.error(f"--goal takes METRIC=VALUE, e.g. f1=0.75; got {g!r}")
+    runs = {run.resolve().name: read_run(run) for run in args.runs}
+    print(markdown(runs))
+    if args.out:
+        plot(runs, args.out, goals)
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
