@@ -7,7 +7,9 @@ Reads each run's ``metrics.csv`` (written by ``train/pix2pix.py`` / ``train/cycl
 after every epoch, with the run's cumulative training minutes) and plots its headline
 metric, line F1 for drawings and SSIM for photos, against those minutes: one panel per
 run, the epoch whose weights ``--load-best-at-end`` ships circled, the goal as a dashed
-line. It answers the question a budgeted CPU run leaves open: is the metric still rising
+line. A run started with ``--init-from`` another run's generator folder continues that
+run's curve: its minutes count on from where the first run ended, and a dotted line marks
+the hand-over. It answers the question a budgeted CPU run leaves open: is the metric still rising
 when the time ran out, and how fast?
 
 Also prints a markdown table (run, epoch, minutes, metric) for notes and model cards.
@@ -16,10 +18,32 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 from pathlib import Path
 
 HEADLINE = ("f1", "ssim")  # the first one a run's metrics.csv has
+
+
+def read_chain(run: Path) -> tuple[str, list[dict], list[float]]:
+    """Like :func:`read_run`, preceded by the runs it was initialised from (``run.json``'s
+    ``init_from`` naming a generator folder inside another run folder); also the minutes
+    at which each continuation started."""
+    metric, rows = read_run(run)
+    record = run / "run.json"
+    init = json.loads(record.read_text()).get("init_from") if record.is_file() else None
+    parent = Path(init).parent if init else None
+    if parent is None or not (parent / "metrics.csv").is_file() or parent.resolve() == run.resolve():
+        return metric, rows, []
+    p_metric, p_rows, p_starts = read_chain(parent)
+    if p_metric != metric or not p_rows:
+        return metric, rows, []
+    offset = p_rows[-1]["minutes"]
+    p_rows = [r if isinstance(r["epoch"], str) else r | {"epoch": f"{parent.name}:{r['epoch']}"}
+              for r in p_rows]
+    shifted = [r | {"minutes": r["minutes"] + offset,
+                    "epoch": f"{run.name}:{r['epoch']}"} for r in rows]
+    return metric, p_rows + shifted, p_starts + [offset]
 
 
 def read_run(run: Path) -> tuple[str, list[dict]]:
@@ -41,28 +65,31 @@ def read_run(run: Path) -> tuple[str, list[dict]]:
                      metric: float(r[metric])} for r in rows]
 
 
-def markdown(runs: dict[str, tuple[str, list[dict]]]) -> str:
+def markdown(runs: dict[str, tuple[str, list[dict], list[float]]]) -> str:
     lines = ["| run | epoch | minutes | metric | value |", "|---|---|---|---|---|"]
-    for name, (metric, rows) in runs.items():
+    for name, (metric, rows, _) in runs.items():
         lines += [f"| {name} | {r['epoch']} | {r['minutes']:.1f} | {metric} | {r[metric]:.3f} |"
                   for r in rows]
     return "\n".join(lines)
 
 
-def plot(runs: dict[str, tuple[str, list[dict]]], out: Path, goals: dict[str, float]) -> None:
+def plot(runs: dict[str, tuple[str, list[dict], list[float]]], out: Path,
+         goals: dict[str, float]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(runs), figsize=(4.6 * len(runs), 3.4), squeeze=False)
-    for ax, (name, (metric, rows)) in zip(axes[0], runs.items()):
+    for ax, (name, (metric, rows, starts)) in zip(axes[0], runs.items()):
         x = [r["minutes"] for r in rows]
         y = [r[metric] for r in rows]
         ax.plot(x, y, "o-", color="#335")
         best = max(rows, key=lambda r: r[metric])
         ax.plot([best["minutes"]], [best[metric]], "o", ms=12, mfc="none", color="#c33",
                 label=f"best: epoch {best['epoch']}, {best[metric]:.3f}")
+        for i, start in enumerate(starts):
+            ax.axvline(start, ls=":", color="#777", label="continued (--init-from)" if i == 0 else None)
         if metric in goals:
             ax.axhline(goals[metric], ls="--", color="#888", label=f"goal {goals[metric]:.2f}")
         ax.set_title(name, fontsize=10)
@@ -92,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             sep = ""
         if not sep:
             ap.error(f"--goal takes METRIC=VALUE, e.g. f1=0.75; got {g!r}")
-    runs = {run.resolve().name: read_run(run) for run in args.runs}
+    runs = {run.resolve().name: read_chain(run) for run in args.runs}
     print(markdown(runs))
     if args.out:
         plot(runs, args.out, goals)

@@ -173,7 +173,9 @@ def render_model_card(folder: Path, report: dict | None = None) -> str:
         if record.get("data"):
             lines += [f"Data: {record['data']}", ""]
         extra = {k: v for k, v in record.items() if k not in ("command", "data", "model")}
-        lines += [f"- {k.replace('_', ' ')}: {v}" for k, v in extra.items()]
+        lines += [f"- {k.replace('_', ' ')}: " + (", ".join(f"{sk}={sv}" for sk, sv in v.items())
+                                                   if isinstance(v, dict) else f"{v}")
+                  for k, v in extra.items()]
         if extra:
             lines.append("")
     lines += ["## Evaluation", ""]

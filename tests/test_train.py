@@ -313,6 +313,15 @@ def test_best_epoch_export_and_time_budget(data, tmp_path):
     assert curve.returncode == 0, curve.stderr
     assert curve.stdout.count("| best | ") == 3 and f"| {best['f1']:.3f} |" in curve.stdout
     assert Image.open(tmp_path / "curve.png").size[0] > 300
+    # a run fine-tuned from that one continues its curve, minutes counting on
+    ft = tmp_path / "ft"
+    _run("pix2pix", "--data", data, "--out", ft, "--init-from", run / "generator", "--ndf", "8",
+         "--val-n", "2", "--epochs", "1", "--epochs-decay", "0")
+    curve = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "training_curve.py"),
+                            str(ft)], capture_output=True, text=True, env=_env(), timeout=120)
+    table = [line.split(" | ") for line in curve.stdout.splitlines() if line.startswith("| ft |")]
+    assert [r[1] for r in table] == ["best:1", "best:2", "best:3", "ft:1"], curve.stdout
+    assert float(table[-1][2]) >= float(table[-2][2])  # minutes count on
 
     budget = tmp_path / "budget"
     res = _run("pix2pix", "--data", data, "--out", budget, *P2P, "--epochs", "5",
