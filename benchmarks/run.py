@@ -2,8 +2,9 @@
 
     python benchmarks/run.py [--quick] [--json FILE]
 
-Prints a markdown table: the float32 matmul limit of this machine (numpy), generator
-latency and achieved GFLOP/s through torch eager and every faster runtime the project uses,
+Prints a markdown table: the float32 matmul limit of this machine (the faster of numpy's
+and torch's), generator latency and achieved GFLOP/s (and its share of that limit) through
+torch eager and every faster runtime the project uses,
 the geometric engine at 640×480, one training step of pix2pix and CycleGAN, synthetic pair
 rendering, and the app's round trip per endpoint. Timings are medians of repeated runs;
 compare ratios taken in the same run (this machine is noisy). ``--quick`` shrinks sizes
@@ -39,6 +40,22 @@ def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> floa
     return statistics.median(times)
 
 
+def alternating_medians(fns: dict[str, Callable[[], object]], repeats: int,
+                        warmup: int = 1) -> dict[str, float]:
+    """Median wall time of each of ``fns`` in seconds, timed in alternation (A B A B …)
+    after ``warmup`` untimed rounds. On a shared or throttling machine the speed drifts
+    by tens of percent within a minute; timing the contenders back to back in every round
+    puts the same drift on both sides of a ratio."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for i in range(warmup + repeats):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            if i >= warmup:
+                times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
 def conv_macs(model: torch.nn.Module, x: torch.Tensor) -> int:
     """Multiply-accumulates of the convolutions in one forward pass (what dominates)."""
     total = 0
@@ -67,12 +84,12 @@ def bench_matmul(quick: bool) -> list[dict]:
     n = 512 if quick else 2048
     a = np.random.rand(n, n).astype(np.float32)
     b = np.random.rand(n, n).astype(np.float32)
-    t_np = median_time(lambda: a @ b, 3 if quick else 7)
     ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-    t_torch = median_time(lambda: ta @ tb, 3 if quick else 7)
+    med = alternating_medians({"numpy": lambda: a @ b, "torch": lambda: ta @ tb}, 3 if quick else 7)
+    t_np, t_torch = med["numpy"], med["torch"]
     flops = 2 * n ** 3
     return [
-        {"what": f"float32 matmul {n}² (numpy) — the hardware limit", "ms": t_np * 1e3,
+        {"what": f"float32 matmul {n}² (numpy)", "ms": t_np * 1e3,
          "gflops": flops / t_np / 1e9},
         {"what": f"float32 matmul {n}² (torch)", "ms": t_torch * 1e3, "gflops": flops / t_torch / 1e9},
     ]
@@ -99,17 +116,24 @@ def bench_generators(quick: bool) -> list[dict]:
         g.eval()
         x = torch.rand(1, 3, size, size) * 2 - 1
         macs = conv_macs(g, x)
-        repeats = 2 if quick else 7
-        with torch.no_grad():
-            t = median_time(lambda: g(x), repeats)
-        rows.append({"what": f"{name} torch eager", "ms": t * 1e3, "gflops": 2 * macs / t / 1e9})
+        repeats = 2 if quick else 9
+
+        def eager(g=g, x=x):
+            with torch.no_grad():
+                return g(x)
+
+        fns = {"torch eager": eager}
         for runtime in inference.available_runtimes():
-            if runtime == "torch":
-                continue
-            tr = inference.Translator(g, runtime=runtime)
-            t_rt = median_time(lambda: tr.run(x), repeats)
-            rows.append({"what": f"{name} {runtime}", "ms": t_rt * 1e3,
-                         "gflops": 2 * macs / t_rt / 1e9, "speedup": t / t_rt})
+            if runtime != "torch":
+                fns[runtime] = inference.Translator(g, runtime=runtime).run
+        med = alternating_medians({k: (f if k == "torch eager" else (lambda f=f: f(x)))
+                                   for k, f in fns.items()}, repeats)
+        t = med["torch eager"]
+        for runtime, t_rt in med.items():
+            row = {"what": f"{name} {runtime}", "ms": t_rt * 1e3, "gflops": 2 * macs / t_rt / 1e9}
+            if runtime != "torch eager":
+                row["speedup"] = t / t_rt
+            rows.append(row)
     return rows
 
 
@@ -124,14 +148,9 @@ def bench_training(quick: bool) -> list[dict]:
     a, b = torch.rand(1, 3, size, size) * 2 - 1, torch.rand(1, 3, size, size) * 2 - 1
     models = {fused: Pix2Pix(Pix2PixConfig(arch=arch, image_size=size, fused_adam=fused), device="cpu")
               for fused in (False, True)}
-    times: dict[bool, list[float]] = {False: [], True: []}
-    for i in range(repeats + 1):
-        for fused, model in models.items():
-            t = time.perf_counter()
-            model.step(a, b)
-            if i:  # the first round warms up
-                times[fused].append(time.perf_counter() - t)
-    plain, fast = statistics.median(times[False]), statistics.median(times[True])
+    med = alternating_medians({fused: (lambda m=model: m.step(a, b))
+                               for fused, model in models.items()}, repeats)
+    plain, fast = med[False], med[True]
     label = f"pix2pix step ({arch} + PatchGAN, batch 1, {size}²)"
     rows = [{"what": f"{label}, plain eager", "ms": plain * 1e3, "per_s": 1 / plain},
             {"what": f"{label}, fast (fused Adam)", "ms": fast * 1e3, "per_s": 1 / fast,
@@ -209,7 +228,8 @@ SECTIONS = {"matmul": bench_matmul, "generators": bench_generators, "training": 
 
 
 def markdown(rows: list[dict]) -> str:
-    cols = [("ms", "median ms", ".1f"), ("gflops", "GFLOP/s", ".1f"), ("per_s", "per second", ".1f"),
+    cols = [("ms", "median ms", ".1f"), ("gflops", "GFLOP/s", ".1f"),
+            ("of_limit", "% of matmul limit", ".0f"), ("per_s", "per second", ".1f"),
             ("speedup", "speed-up vs eager", ".2f")]
     lines = ["| measurement | " + " | ".join(c[1] for c in cols) + " |",
              "|---|" + "---:|" * len(cols)]
@@ -237,10 +257,19 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # report every section, then fail at the end
             failed.append(name)
             rows.append({"section": name, "what": f"{name}: FAILED ({type(exc).__name__}: {exc})"})
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
+    # the hardware limit is the faster of the two matmuls: which library is faster differs
+    # between machines (numpy's OpenBLAS or torch's MKL/oneDNN build)
+    limit = max((r["gflops"] for r in rows if r["section"] == "matmul" and "gflops" in r),
+                default=None)
+    if limit:
+        for r in rows:
+            if "gflops" in r:
+                r["of_limit"] = 100 * r["gflops"] / limit
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs"
+          + (f"; matmul limit {limit:.0f} GFLOP/s (the faster of numpy and torch)" if limit else ""))
     print(markdown(rows))
     if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "failed": failed,
+        args.json.write_text(json.dumps({"rows": rows, "failed": failed, "matmul_limit_gflops": limit,
                                          "threads": torch.get_num_threads()}, indent=2))
     return 1 if failed else 0
 
