@@ -332,6 +332,9 @@ def test_best_epoch_export_and_time_budget(data, tmp_path):
     assert "done: 1 steps" in res.stdout
     _run("pix2pix", "--out", budget, "--resume", "--max-minutes", "0")
     assert load_state(budget / "last.safetensors")["run"]["global_step"] == 2
+    res = _run("pix2pix", "--data", data, "--out", tmp_path / "neg", *P2P, "--max-minutes", "-1",
+               check_rc=2)
+    assert "--max-minutes must be >= 0" in res.stderr and not (tmp_path / "neg").exists()
 
 
 def test_package_a_run_generator_for_checkpoints(tmp_path):

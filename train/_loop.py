@@ -481,6 +481,8 @@ def check_run_dir(kind: str, args, out: Path) -> dict | None:
 
 def run(kind: str, args, argv: list[str]) -> int:
     t_start = time.time()
+    if args.max_minutes is not None and args.max_minutes < 0:
+        raise UsageError(f"--max-minutes must be >= 0, got {args.max_minutes}")
     out = Path(args.out)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -599,11 +601,12 @@ def run(kind: str, args, argv: list[str]) -> int:
                 loss_rows.append({"epoch": epoch + 1, "step": state["global_step"], **losses})
                 bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
                 bar.update()
-                halt = stop.flag
+                # a signal or the time budget stops every rank at the same step
+                halt, late = stop.flag, time.time() >= deadline
                 if world > 1:
-                    flag = torch.tensor([float(halt)])
-                    dist.all_reduce(flag)
-                    halt = bool(flag.item())
+                    flags = torch.tensor([float(halt), float(late)])
+                    dist.all_reduce(flags)
+                    halt, late = bool(flags[0].item()), bool(flags[1].item())
                 if args.save_every and state["global_step"] % args.save_every == 0:
                     save(ckpt_last)
                 if halt:
@@ -614,8 +617,7 @@ def run(kind: str, args, argv: list[str]) -> int:
                               f"{state['global_step']}; continue with: python train/{kind}.py "
                               f"--out {out} --resume")
                     return 0
-                if ((max_steps is not None and state["global_step"] >= max_steps)
-                        or time.time() >= deadline):
+                if (max_steps is not None and state["global_step"] >= max_steps) or late:
                     done = True
                     break
             bar.close()
