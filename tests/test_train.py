@@ -363,3 +363,4 @@ def test_package_a_run_generator_for_checkpoints(tmp_path):
                           str(src), str(tmp_path / "other")], capture_output=True, text=True,
                          env=_env())
     assert res.returncode != 0 and "--command" in res.stderr
+    assert not (tmp_path / "other").exists()  # refused before writing anything

@@ -91,20 +91,24 @@ def train(args: argparse.Namespace) -> None:
 
 def package(args: argparse.Namespace) -> None:
     src, dst = Path(args.generator), Path(args.dest)
-    dst.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(src / "config.json", dst / "config.json")
-    tensors = load_file(str(src / "model.safetensors"))
-    half = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
-    save_file(half, str(dst / "model.safetensors"))
+    for name in ("config.json", "model.safetensors"):
+        if not (src / name).is_file():
+            raise SystemExit(f"{src} is not a generator folder: it has no {name}")
     run_record = src / "training.json"
     record = json.loads(run_record.read_text()) if run_record.is_file() else {}
     given = {"command": args.command, "data": args.data_note, "model": args.family,
              "train_time": args.train_time}
     record |= {k: v for k, v in given.items() if v}
-    missing = [k for k in ("command", "data", "model") if not record.get(k)]
-    if missing:
-        raise SystemExit(f"{src} has no training.json; give " + ", ".join(
-            f"--{'data-note' if k == 'data' else 'family' if k == 'model' else k}" for k in missing))
+    flags = {"command": "--command", "data": "--data-note", "model": "--family"}
+    missing = [flag for k, flag in flags.items() if not record.get(k)]
+    if missing:  # checked before anything is written
+        raise SystemExit(f"{src} has no training.json saying how it was trained; give "
+                         + ", ".join(missing))
+    dst.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src / "config.json", dst / "config.json")
+    tensors = load_file(str(src / "model.safetensors"))
+    half = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
+    save_file(half, str(dst / "model.safetensors"))
     (dst / "training.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"packaged {src} → {dst} ({(dst / 'model.safetensors').stat().st_size / 1e6:.1f} MB)")
 
