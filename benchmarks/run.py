@@ -125,9 +125,9 @@ def bench_generators(quick: bool) -> list[dict]:
         fns = {"torch eager": eager}
         for runtime in inference.available_runtimes():
             if runtime != "torch":
-                fns[runtime] = inference.Translator(g, runtime=runtime).run
-        med = alternating_medians({k: (f if k == "torch eager" else (lambda f=f: f(x)))
-                                   for k, f in fns.items()}, repeats)
+                tr = inference.Translator(g, runtime=runtime)
+                fns[runtime] = lambda tr=tr, x=x: tr.run(x)
+        med = alternating_medians(fns, repeats)
         t = med["torch eager"]
         for runtime, t_rt in med.items():
             row = {"what": f"{name} {runtime}", "ms": t_rt * 1e3, "gflops": 2 * macs / t_rt / 1e9}
