@@ -27,7 +27,14 @@ What is measured, per method (markdown tables on stdout, everything in ``--json`
   estimate against the render's pose, overall and per bucket, and how often it found no
   face (then its drawing is a blank page and scores F1 = 0: that is what a user gets).
 * **drawing → photo**: L1, PSNR, SSIM of every drawing → photo generator and its untrained
-  twin, the input being the target drawing of the same scene.
+  twin, the input being the target drawing of the same scene. A drawing fixes the head's
+  place and turn, not its colours, light or background, so these scores are read against
+  three yardsticks: a **flat grey page**, **another photo of the same drawing** (the scene
+  re-rendered with a fresh look, a perfect answer to the drawing) and the **mean of
+  APPEARANCE_K such photos** (about the best L1/SSIM any generator can reach from the
+  drawing alone). And **faces read back**: the pose estimator run on the made photo, how
+  often it finds a face and its pose error against the drawing's pose, which a flat page
+  cannot win.
 * ``ms/img``: wall time per image through :class:`loomis.inference.Translator` (ONNX
   Runtime where installed), measured during the run; noisy on a shared machine.
 
@@ -42,6 +49,7 @@ import argparse
 import json
 import math
 import sys
+import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +78,8 @@ FRONTAL_MAX, PROFILE_MIN = 20.0, 60.0
 PITCH_TILT = 15.0
 BUCKETS = ("frontal", "three-quarter", "profile", "tilted up", "tilted down")
 DEFAULT_N, QUICK_N = 120, 8
+#: Photos averaged for the drawing → photo ceiling reference (see AppearanceReference).
+APPEARANCE_K = 8
 
 
 # --------------------------------------------------------------------------- test set
@@ -85,6 +95,7 @@ class Sample:
     yaw: float
     pitch: float
     roll: float
+    params: SceneParams
 
     @property
     def buckets(self) -> list[str]:
@@ -141,7 +152,7 @@ def held_out_set(n: int, size: int = 256, seed: int = HELD_OUT_SEED,
             if cache:
                 photo.save(photo_path)
                 drawing.save(drawing_path)
-        samples.append(Sample(i, photo, drawing, *line_of_sight_angles(params)))
+        samples.append(Sample(i, photo, drawing, *line_of_sight_angles(params), params))
     return samples
 
 
@@ -152,16 +163,22 @@ class Method:
     """A way of making ``target`` images from ``source`` ones (``photo`` or ``drawing``).
 
     ``run`` maps a sample's source image to the output; ``group`` is "shipped",
-    "engine" or "baseline"; ``folder`` is set for shipped generators.
+    "engine", "baseline" or "reference". A reference is no method at all but a yardstick
+    that knows the scene: its ``run`` is given the whole :class:`Sample`, and it is not
+    timed.
     """
 
     name: str
     source: str
     target: str
     group: str
-    run: Callable[[Image.Image], Image.Image]
+    run: Callable
     folder: Path | None = None
     extra: dict = field(default_factory=dict)
+
+    @property
+    def is_reference(self) -> bool:
+        return self.group == "reference"
 
 
 def canny_drawing(photo: Image.Image, thresholds: tuple[int, int] = CANNY) -> Image.Image:
@@ -169,6 +186,49 @@ def canny_drawing(photo: Image.Image, thresholds: tuple[int, int] = CANNY) -> Im
     gray = cv2.cvtColor(np.asarray(photo.convert("RGB")), cv2.COLOR_RGB2GRAY)
     edges = cv2.Canny(gray, *thresholds)
     return Image.fromarray(np.where(edges > 0, 0, 255).astype(np.uint8)).convert("RGB")
+
+
+def flat_page(drawing: Image.Image) -> Image.Image:
+    """Mid-grey everywhere, whatever the drawing: what SSIM and L1 reward on these scenes
+    (even backgrounds, one head), so every photo score must be read against it."""
+    return Image.new("RGB", drawing.size, (128, 128, 128))
+
+
+class AppearanceReference:
+    """Photos the drawing cannot tell apart from the target: the same scene re-rendered
+    with colours, hair, light and background drawn afresh
+    (:meth:`SceneParams.with_new_appearance`), pose, proportions and camera kept.
+
+    With ``k=1`` it is *another photo of the same drawing*: a perfect answer to the
+    drawing, scored against one random look. With ``k > 1`` it is the pixel mean of ``k``
+    such photos, an estimate of the conditional mean that an L1/L2-trained generator
+    converges to: roughly the best L1 and SSIM any generator can reach from the drawing
+    alone. Each sample's looks come from its own seed, so the rows are reproducible.
+    """
+
+    def __init__(self, k: int) -> None:
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        self.k = k
+
+    def __call__(self, sample: Sample) -> Image.Image:
+        from loomis.synthetic import render_photo
+
+        size = sample.photo.size[0]
+        rng = np.random.default_rng([HELD_OUT_SEED, sample.index, self.k])
+        photos = [np.asarray(render_photo(sample.params.with_new_appearance(rng), size),
+                             np.float32) for _ in range(self.k)]
+        return Image.fromarray(np.clip(np.mean(photos, axis=0) + 0.5, 0, 255).astype(np.uint8))
+
+
+def photo_references(k: int = APPEARANCE_K) -> list[Method]:
+    """The drawing → photo yardsticks: a flat grey page, another photo of the same
+    drawing, and the mean of ``k`` such photos (see :class:`AppearanceReference`)."""
+    return [Method("flat grey page (baseline)", DRAWING, PHOTO, "baseline", flat_page),
+            Method("another photo of the same drawing (reference)", DRAWING, PHOTO,
+                   "reference", AppearanceReference(1)),
+            Method(f"mean of {k} photos of the same drawing (reference)", DRAWING, PHOTO,
+                   "reference", AppearanceReference(k))]
 
 
 def untrained_like(generator: Generator, seed: int = 0) -> Generator:
@@ -250,16 +310,26 @@ def _mean_se(values: list[float]) -> tuple[float, float | None]:
     return float(a.mean()), se
 
 
-def evaluate(method: Method, samples: list[Sample], keep: set[int] = frozenset()) -> dict:
-    """Run ``method`` on every sample: mean metrics, per-bucket F1 (drawings), engine pose
-    errors, time per image; outputs of the samples in ``keep`` are returned for figures."""
+def evaluate(method: Method, samples: list[Sample], keep: set[int] = frozenset(),
+             readback=None) -> dict:
+    """Run ``method`` on every sample: mean metrics, per-bucket F1 (drawings), pose errors,
+    time per image; outputs of the samples in ``keep`` are returned for figures.
+
+    Pose errors are the engine's own estimate for the engine, and for drawing → photo
+    methods the pose that ``readback`` (a :class:`loomis.pose.PoseEstimator`) finds in the
+    made photo: does the photo read as a face, turned the way the drawing is? This is the
+    pix2pix paper's "FCN-score" idea (score outputs with an off-the-shelf recogniser) with
+    the project's face-landmark model, and unlike SSIM a flat page cannot win it.
+    """
     rows, times, outputs = [], [], {}
     pose_err: list[tuple[list[str], np.ndarray, float]] = []  # buckets, |error|, F1
     missed = 0
+    engine = isinstance(method.run, EngineMethod)
+    reads_back = method.target == PHOTO and readback is not None
     for s in samples:
         src, tgt = (s.photo, s.drawing) if method.source == PHOTO else (s.drawing, s.photo)
         t = time.perf_counter()
-        out = method.run(src)
+        out = method.run(s) if method.is_reference else method.run(src)
         times.append(time.perf_counter() - t)
         if out.size != tgt.size:
             out = out.resize(tgt.size, Image.BICUBIC)
@@ -267,17 +337,23 @@ def evaluate(method: Method, samples: list[Sample], keep: set[int] = frozenset()
         rows.append(image_metrics(out, tgt, kind))
         if s.index in keep:
             outputs[s.index] = out
-        if isinstance(method.run, EngineMethod):
+        if engine:
             times[-1] = method.run.last_seconds
             found = method.run.last_pose
-            if found is None:
-                missed += 1
-            else:
-                err = np.abs([_wrap(f - t) for f, t in zip(found, (s.yaw, s.pitch, s.roll))])
-                pose_err.append((s.buckets, err, rows[-1]["f1"]))
+        elif reads_back:
+            faces = readback.analyse(out).faces
+            found = (faces[0].yaw, faces[0].pitch, faces[0].roll) if faces else None
+        else:
+            continue
+        if found is None:
+            missed += 1
+        else:
+            err = np.abs([_wrap(f - t) for f, t in zip(found, (s.yaw, s.pitch, s.roll))])
+            pose_err.append((s.buckets, err, rows[-1].get("f1", math.nan)))
+    ms = None if method.is_reference else round(1000 * float(np.median(times)), 1)
     res = {"group": method.group, "source": method.source, "target": method.target,
            "n": len(samples), **{k: round(v, 4) for k, v in mean_metrics(rows).items()},
-           "ms_per_image": round(1000 * float(np.median(times)), 1), **method.extra}
+           "ms_per_image": ms, **method.extra}
     if method.target == DRAWING:
         res["buckets"] = {}
         for b in ("all", *BUCKETS):
@@ -286,7 +362,7 @@ def evaluate(method: Method, samples: list[Sample], keep: set[int] = frozenset()
                 m, se = _mean_se(f1)
                 res["buckets"][b] = {"f1": round(m, 4), "se": se if se is None else round(se, 4),
                                     "n": len(f1)}
-    if isinstance(method.run, EngineMethod):
+    if engine or reads_back:
         res["faces_found"] = len(samples) - missed
         res["pose_mae"] = {}
         for b in ("all", *BUCKETS):
@@ -296,8 +372,9 @@ def evaluate(method: Method, samples: list[Sample], keep: set[int] = frozenset()
                 mae = np.mean([e for e, _ in hits], axis=0)
                 res["pose_mae"][b] = {"yaw": round(float(mae[0]), 2), "pitch": round(float(mae[1]), 2),
                                       "roll": round(float(mae[2]), 2), "n": len(hits),
-                                      "of": total,
-                                      "f1_found": round(float(np.mean([f for _, f in hits])), 4)}
+                                      "of": total}
+                if engine:
+                    res["pose_mae"][b]["f1_found"] = round(float(np.mean([f for _, f in hits])), 4)
     return {"result": res, "outputs": outputs}
 
 
@@ -339,11 +416,17 @@ def markdown_tables(results: dict[str, dict]) -> str:
             lines.append(f"| {b} | {e['n']}/{e['of']} | {e['yaw']:.1f} | {e['pitch']:.1f} | "
                          f"{e['roll']:.1f} | {_f(e['f1_found'])} |")
     if d2p:
-        lines += ["", "### Drawing → photo", "",
-                  "| method | kind | L1 ↓ | PSNR (dB) ↑ | SSIM ↑ | ms/img |", "|---|---|---|---|---|---|"]
+        lines += ["", "### Drawing → photo (L1/PSNR/SSIM against the held-out photo; faces "
+                  "read back: the face-landmark model finds a face in the made photo, and "
+                  "its pose error against the drawing's)", "",
+                  "| method | kind | L1 ↓ | PSNR (dB) ↑ | SSIM ↑ | faces read back | "
+                  "pose MAE yaw/pitch/roll (°) | ms/img |", "|---|---|---|---|---|---|---|---|"]
         for name, r in d2p.items():
+            found = f"{r['faces_found']}/{r['n']}" if "faces_found" in r else ""
+            mae = r.get("pose_mae", {}).get("all")
+            pose = f"{mae['yaw']:.1f} / {mae['pitch']:.1f} / {mae['roll']:.1f}" if mae else ""
             lines.append(f"| {name} | {r['group']} | {_f(r['l1'], 4)} | {_f(r['psnr'], 2)} | "
-                         f"**{_f(r['ssim'])}** | {r['ms_per_image']:.0f} |")
+                         f"**{_f(r['ssim'])}** | {found} | {pose} | {_f(r['ms_per_image'], 0)} |")
     return "\n".join(lines)
 
 
@@ -370,12 +453,12 @@ def sample_figure(samples: list[Sample], indices: list[int], methods: list[Metho
     p2d = [m for m in methods if m.target == DRAWING]
     d2p = [m for m in methods if m.target == PHOTO]
     cols = ["photo (input)", "drawing (target)"] + [m.name for m in p2d] + [m.name for m in d2p]
-    head = 34
+    labels = [textwrap.wrap(label, width=tile // 6) for label in cols]  # ~6 px a character
+    head = 4 + 11 * max(len(lines) for lines in labels)
     canvas = Image.new("RGB", (tile * len(cols), head + tile * len(indices)), "white")
     draw = ImageDraw.Draw(canvas)
-    for c, label in enumerate(cols):
-        words = label.replace("(", "\n(", 1) if len(label) > 20 else label
-        draw.multiline_text((c * tile + 3, 2), words, fill=(0, 0, 0), spacing=1)
+    for c, lines in enumerate(labels):
+        draw.multiline_text((c * tile + 3, 2), "\n".join(lines), fill=(0, 0, 0), spacing=1)
     by_index = {s.index: s for s in samples}
     for r, i in enumerate(indices):
         s = by_index[i]
@@ -398,16 +481,19 @@ def run(n: int, size: int, checkpoints: Path, runtime: str = "auto", cache: Path
     samples = held_out_set(n, size, cache=cache)
     log(f"held-out set: {n} scenes of seed {HELD_OUT_SEED} at {size}px "
         f"({time.perf_counter() - t0:.1f} s)")
+    engine = EngineMethod()
     methods = [Method(f"Canny {CANNY[0]}/{CANNY[1]} (baseline)", PHOTO, DRAWING, "baseline",
                       canny_drawing),
-               Method("geometric engine", PHOTO, DRAWING, "engine", EngineMethod())]
+               Method("geometric engine", PHOTO, DRAWING, "engine", engine)]
     methods += generator_methods(checkpoints, runtime)
+    if any(m.target == PHOTO for m in methods):
+        methods += photo_references()
     examples = pick_examples(samples) if figure else []
     keep = set(examples)
     results, outputs = {}, {}
     for m in methods:
         t = time.perf_counter()
-        ev = evaluate(m, samples, keep)
+        ev = evaluate(m, samples, keep, readback=engine.estimator)
         results[m.name], outputs[m.name] = ev["result"], ev["outputs"]
         log(f"  {m.name}: {time.perf_counter() - t:.1f} s")
     if figure:

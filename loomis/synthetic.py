@@ -11,7 +11,7 @@ run resumable without writing files first (:class:`SyntheticPairs`).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -97,6 +97,18 @@ class SceneParams:
                    sketchy=bool(rng.random() < 0.5),
                    hidden=str(rng.choice(["omit", "faint"], p=[0.6, 0.4])),
                    draw_seed=int(rng.integers(2 ** 31)))
+
+    def with_new_appearance(self, rng: np.random.Generator) -> "SceneParams":
+        """The same drawing, another photo: colours, hair, face shape details, light and
+        background drawn afresh; pose, proportions, camera and drawing style kept.
+
+        Why: a Loomis construction fixes where the head is and how it turns, not who it
+        is or how it is lit. Re-rendering one drawing's scene this way measures how much
+        of a photo the drawing cannot decide (benchmarks/quality.py's reference rows).
+        """
+        identity = replace(HeadIdentity.sample(rng), proportions=self.identity.proportions)
+        return replace(self, identity=identity, lighting=Lighting.sample(rng),
+                       background=Background.sample(rng))
 
     def camera(self, size: int) -> Camera:
         return Camera.from_fov(size, size, self.fov)

@@ -29,7 +29,11 @@ EXPECTED = ("pix2pix-photo2drawing", "pix2pix-drawing2photo",
 BUDGET_BYTES = 40_000_000
 BATCH = 6                # held-out scenes the guard scores on
 F1_MARGIN = 0.05         # photo → drawing: trained F1 at least this much above untrained
-SSIM_MARGIN = 0.05       # drawing → photo: trained SSIM (the issue's photo goal metric) this much higher
+# Drawing → photo: better than the untrained twin on all three of L1, PSNR and SSIM. No one
+# of them suffices: a U-Net's twin paints a near-flat grey page, which on these scenes
+# scores a higher SSIM than a real photo of the same drawing (test below), and the gap
+# between a flat page and the best any generator can reach from a drawing is a few
+# hundredths of SSIM (benchmarks/quality.py's reference rows).
 
 
 def _load_benchmark():
@@ -125,8 +129,10 @@ def test_beats_its_untrained_twin_on_held_out_scenes(folder, batch):
         f1, base = scores["trained"]["f1"], scores["untrained"]["f1"]
         assert f1 >= base + F1_MARGIN, f"{folder.name}: line F1 {f1:.3f} vs untrained {base:.3f}"
     else:
-        ssim, base = scores["trained"]["ssim"], scores["untrained"]["ssim"]
-        assert ssim >= base + SSIM_MARGIN, f"{folder.name}: SSIM {ssim:.3f} vs untrained {base:.3f}"
+        mine, base = scores["trained"], scores["untrained"]
+        worse = [f"{k} {mine[k]:.3f} vs untrained {base[k]:.3f}" for k, sign in
+                 (("l1", -1), ("psnr", 1), ("ssim", 1)) if sign * (mine[k] - base[k]) <= 0]
+        assert not worse, f"{folder.name} is no better than its untrained twin: {worse}"
 
 
 # --------------------------------------------------------------------------- the benchmark
@@ -173,3 +179,31 @@ def test_update_cards_writes_measured_numbers_and_refuses_held_out_training(tmp_
         {"command": f"python train/pix2pix.py --synthetic --seed {quality.HELD_OUT_SEED}"}))
     with pytest.raises(TrainingRecordError, match="held-out"):
         write_model_card(folder, report)
+
+
+def test_faces_read_back_tell_a_right_photo_from_a_flat_page_that_ssim_prefers(batch):
+    """Why the photo table has a read-back column: on these scenes a flat grey page scores a
+    higher SSIM than a real photo of the same drawing, but only the photo reads as a face
+    turned the way the drawing is."""
+    from loomis.pose import PoseEstimator
+
+    estimator = PoseEstimator()
+    flat, other, mean = quality.photo_references(k=2)
+    scores = {m.name: quality.evaluate(m, batch, readback=estimator)["result"]
+              for m in (flat, other, mean)}
+    page, photo, average = scores[flat.name], scores[other.name], scores[mean.name]
+    assert page["ssim"] > photo["ssim"], "SSIM no longer prefers a flat page here"
+    assert page["faces_found"] == 0 and "all" not in page["pose_mae"]
+    assert photo["faces_found"] >= len(batch) - 1
+    assert photo["pose_mae"]["all"]["yaw"] < 10 and photo["ms_per_image"] is None
+    assert average["faces_found"] >= len(batch) - 1 and average["ssim"] > photo["ssim"]
+
+
+def test_another_appearance_is_the_same_drawing_in_a_new_look(batch):
+    ref = quality.AppearanceReference(1)
+    s = batch[0]
+    first, again = ref(s), ref(s)
+    assert first.tobytes() == again.tobytes()                       # seeded per sample
+    assert np.abs(np.asarray(first, float) - np.asarray(s.photo, float)).mean() > 10
+    with pytest.raises(ValueError, match="at least 1"):
+        quality.AppearanceReference(0)

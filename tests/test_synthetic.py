@@ -57,6 +57,17 @@ def test_same_seed_same_bytes_different_seed_different_heads():
     assert a.params(0).identity != a.params(1).identity
 
 
+def test_a_new_appearance_keeps_the_drawing_and_changes_the_photo():
+    params = scene(0, 3)
+    other = params.with_new_appearance(np.random.default_rng(1))
+    photo, drawing = render_pair(params, 96)
+    photo2, drawing2 = render_pair(other, 96)
+    assert drawing.tobytes() == drawing2.tobytes()              # the same construction
+    diff = np.abs(np.asarray(photo, float) - np.asarray(photo2, float)).mean()
+    assert diff > 10, f"the photos differ by only {diff:.1f} grey levels on average"
+    assert other.pose == params.pose and other.identity.proportions == params.identity.proportions
+
+
 def test_dataset_items_are_tensors_in_minus_one_to_one():
     ds = SyntheticPairs(2, size=48, seed=0)
     a, b = ds[1]
