@@ -26,8 +26,9 @@ CANVAS = (512, 512)
 PHOTO_ENGINES = {"Geometric engine": None, "pix2pix": "pix2pix-photo2drawing",
                  "CycleGAN": "cyclegan-photo2drawing"}
 SKETCH_ENGINES = {"pix2pix": "pix2pix-drawing2photo", "CycleGAN": "cyclegan-drawing2photo"}
-#: The sketch model used when none is chosen: the one whose weights ship in checkpoints/.
-DEFAULT_SKETCH_ENGINE = "CycleGAN"
+#: The sketch model used when none is chosen: the better of the two shipped in checkpoints/
+#: on benchmarks/quality.py's drawing → photo table (L1, PSNR and SSIM).
+DEFAULT_SKETCH_ENGINE = "pix2pix"
 BACKGROUNDS = [("paper (construction only)", "paper"), ("faded photo", "faded"),
                ("pencil sketch of the photo", "pencil"), ("photo overlay", "photo")]
 HIDDEN = ["dashed", "faint", "omit"]

@@ -196,6 +196,12 @@ def render_model_card(folder: Path, report: dict | None = None) -> str:
               "photos: expect lower quality on real portraits. For photos, the geometric "
               "engine (`loomis.engine.photo_to_loomis`) draws the construction in the "
               "measured pose and is the reference path."]
+    if target == "photo":
+        lines.append("- A construction drawing fixes the head's pose and proportions, not its "
+                     "skin, hair, light or background. Trained with an L1 term, a generator "
+                     "learns the average of the photos a drawing allows, so its photos are "
+                     "soft and plain; the reference rows above show what a perfect answer "
+                     "to the drawing scores.")
     if family == "cyclegan":
         lines.append("- CycleGAN learns from unpaired images; a construction drawing differs "
                      "from a photo in geometry, not only texture, which cycle-consistency "

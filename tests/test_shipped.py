@@ -60,9 +60,6 @@ def test_shipped_folders_are_registry_defaults_within_the_size_budget():
     assert total < BUDGET_BYTES, f"{CHECKPOINTS} holds {total / 1e6:.1f} MB; the budget is 40 MB"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 7 open: the CPU-trained pix2pix drawing → photo "
-                   "candidate scored SSIM 0.685 against its untrained twin's 0.672 (a flat gray "
-                   "page) on the held-out set, short of this guard's margin, so it is not shipped")
 def test_all_four_default_generators_ship():
     names = sorted(p.name for p in FOLDERS)
     missing = [n for n in EXPECTED if n not in names]
