@@ -53,7 +53,7 @@ import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -67,6 +67,9 @@ from loomis.camera import angles_from_matrix  # noqa: E402
 from loomis.metrics import image_metrics, mean_metrics  # noqa: E402
 from loomis.nets import Generator, init_weights  # noqa: E402
 from loomis.synthetic import SceneParams, render_pair, scene  # noqa: E402
+
+if TYPE_CHECKING:
+    from loomis.pose import PoseEstimator
 
 #: The held-out seed. Training data must never be made with it (the shipped generators
 #: were trained on seed 1); the model cards record it.
@@ -311,7 +314,7 @@ def _mean_se(values: list[float]) -> tuple[float, float | None]:
 
 
 def evaluate(method: Method, samples: list[Sample], keep: set[int] = frozenset(),
-             readback=None) -> dict:
+             readback: "PoseEstimator | None" = None) -> dict:
     """Run ``method`` on every sample: mean metrics, per-bucket F1 (drawings), pose errors,
     time per image; outputs of the samples in ``keep`` are returned for figures.
 

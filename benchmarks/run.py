@@ -1,6 +1,6 @@
 """One command that measures Loomis's speed on the machine it runs on.
 
-    python benchmarks/run.py [--quick] [--json FILE]
+    python benchmarks/run.py [--quick] [--json FILE] [--runs N]
 
 Prints a markdown table: the float32 matmul limit of this machine (the faster of numpy's
 and torch's), generator latency and achieved GFLOP/s (and its share of that limit) through
@@ -9,6 +9,9 @@ the geometric engine at 640×480, one training step of pix2pix and CycleGAN, syn
 rendering, and the app's round trip per endpoint. Timings are medians of repeated runs;
 compare ratios taken in the same run (this machine is noisy). ``--quick`` shrinks sizes
 and repeats so CI can check that every section still runs (no timing is asserted).
+``--runs N`` repeats the whole benchmark N times and reports, per measurement, the median
+over the runs (each run's share of the matmul limit is taken against that run's own
+limit) with the range of every speed-up: one run's ratio can be off by a third here.
 """
 from __future__ import annotations
 
@@ -237,23 +240,19 @@ def markdown(rows: list[dict]) -> str:
         cells = [format(r[key], fmt) if key in r else "" for key, _, fmt in cols]
         if "speedup" in r:
             cells[-1] += "×"
+            if "speedup_range" in r:
+                lo, hi = r["speedup_range"]
+                cells[-1] += f" ({lo:.2f}–{hi:.2f})"
         lines.append(f"| {r['what']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="small sizes, few repeats (CI)")
-    ap.add_argument("--json", type=Path, help="also write the rows as JSON here")
-    ap.add_argument("--only", nargs="+", choices=list(SECTIONS), help="run only these sections")
-    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
-    args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+def run_sections(names: list[str], quick: bool) -> tuple[list[dict], list[str], float | None]:
+    """One pass over the sections: rows, the sections that failed, the matmul limit."""
     rows, failed = [], []
-    for name in args.only or SECTIONS:
+    for name in names:
         try:
-            rows += [{"section": name, **r} for r in SECTIONS[name](args.quick)]
+            rows += [{"section": name, **r} for r in SECTIONS[name](quick)]
         except Exception as exc:  # report every section, then fail at the end
             failed.append(name)
             rows.append({"section": name, "what": f"{name}: FAILED ({type(exc).__name__}: {exc})"})
@@ -265,11 +264,59 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows:
             if "gflops" in r:
                 r["of_limit"] = 100 * r["gflops"] / limit
+    return rows, failed, limit
+
+
+NUMBERS = ("ms", "gflops", "of_limit", "per_s", "speedup")
+
+
+def median_rows(runs: list[list[dict]]) -> list[dict]:
+    """The rows of several runs merged by measurement: each number the median over the runs
+    that measured it, and ``speedup_range`` (min, max) beside a median speed-up."""
+    merged: dict[str, dict] = {}
+    for rows in runs:
+        for r in rows:
+            merged.setdefault(r["what"], {"row": r, "values": {}})
+            for key in NUMBERS:
+                if key in r:
+                    merged[r["what"]]["values"].setdefault(key, []).append(r[key])
+    out = []
+    for entry in merged.values():
+        row = {k: v for k, v in entry["row"].items() if k not in NUMBERS}
+        for key, values in entry["values"].items():
+            row[key] = statistics.median(values)
+        if "speedup" in entry["values"]:
+            row["speedup_range"] = (min(entry["values"]["speedup"]), max(entry["values"]["speedup"]))
+        row["runs"] = max((len(v) for v in entry["values"].values()), default=0)
+        out.append(row)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes, few repeats (CI)")
+    ap.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    ap.add_argument("--only", nargs="+", choices=list(SECTIONS), help="run only these sections")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="repeat everything this many times and report medians (default 1)")
+    args = ap.parse_args(argv)
+    if args.runs < 1:
+        ap.error(f"--runs must be at least 1, got {args.runs}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    passes = [run_sections(list(args.only or SECTIONS), args.quick) for _ in range(args.runs)]
+    rows = passes[0][0] if args.runs == 1 else median_rows([p[0] for p in passes])
+    failed = sorted({name for p in passes for name in p[1]})
+    limits = [p[2] for p in passes if p[2]]
+    limit = statistics.median(limits) if limits else None
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs"
-          + (f"; matmul limit {limit:.0f} GFLOP/s (the faster of numpy and torch)" if limit else ""))
+          + (f"; matmul limit {limit:.0f} GFLOP/s (the faster of numpy and torch)" if limit else "")
+          + (f"; medians of {args.runs} runs" if args.runs > 1 else ""))
     print(markdown(rows))
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "failed": failed, "matmul_limit_gflops": limit,
+                                         "matmul_limit_per_run": limits, "runs": args.runs,
                                          "threads": torch.get_num_threads()}, indent=2))
     return 1 if failed else 0
 

@@ -22,3 +22,18 @@ def test_quick_benchmark_runs_every_section(tmp_path):
     assert any("fused Adam" in w for w in by_what)
     assert all(row["ms"] > 0 for row in report["rows"] if "ms" in row)
     assert "| measurement |" in proc.stdout
+
+
+def test_several_runs_report_medians_and_the_range_of_each_speed_up():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import run as bench
+
+    runs = [[{"section": "generators", "what": "net eager", "ms": ms},
+             {"section": "generators", "what": "net fast", "ms": fast, "speedup": ms / fast}]
+            for ms, fast in ((100.0, 50.0), (90.0, 60.0), (120.0, 40.0))]
+    rows = {r["what"]: r for r in bench.median_rows(runs)}
+    assert rows["net eager"]["ms"] == 100.0 and rows["net eager"]["runs"] == 3
+    assert rows["net fast"]["speedup"] == 2.0                      # median of 2.0, 1.5, 3.0
+    assert rows["net fast"]["speedup_range"] == (1.5, 3.0)
+    table = bench.markdown(list(rows.values()))
+    assert "2.00× (1.50–3.00)" in table
