@@ -364,3 +364,43 @@ def test_package_a_run_generator_for_checkpoints(tmp_path):
                          env=_env())
     assert res.returncode != 0 and "--command" in res.stderr
     assert not (tmp_path / "other").exists()  # refused before writing anything
+
+
+def test_photo_epochs_are_picked_by_faces_read_back_then_ssim():
+    """A photo epoch whose outputs read as faces beats a softer one with a higher SSIM
+    (SSIM prefers a soft average, see benchmarks/quality.py); drawings still go by F1."""
+    from _loop import selection_score
+
+    sharp = selection_score(0.4, {"l1": 0.2, "ssim": 0.55, "faces": 0.25})
+    soft = selection_score(0.3, {"l1": 0.15, "ssim": 0.70, "faces": 0.0})
+    soft_better_ssim = selection_score(0.3, {"l1": 0.15, "ssim": 0.71, "faces": 0.0})
+    assert sharp > soft_better_ssim > soft
+    assert selection_score(0.3, {"f1": 0.5}) > selection_score(0.1, {"f1": 0.4})
+    assert selection_score(0.3, {"ssim": 0.6}) == 0.6           # no read-back measured
+
+
+def test_validation_reads_made_photos_back_as_faces(data, tmp_path):
+    from _loop import reads_as_face, validate
+    from loomis.models import Pix2Pix, Pix2PixConfig
+    from loomis.pose import PoseEstimator
+    from loomis.synthetic import SyntheticPairs
+
+    reader = PoseEstimator()
+    val = SyntheticPairs(2, size=128, seed=4)                # (photo, drawing) tensors
+    photo = val[1][0]
+    assert abs(val.params(1).pose.yaw) < 20                  # a near-frontal head,
+    assert reads_as_face(reader, photo)                      # read at 256² like the benchmark
+    assert not reads_as_face(reader, torch.zeros_like(photo))  # a flat grey page
+    torch.manual_seed(0)
+    model = Pix2Pix(Pix2PixConfig(arch="unet_32", ngf=8, ndf=8, image_size=128,
+                                  direction="BtoA"), device="cpu")
+    _, mets, _ = validate("pix2pix", model, val, True, reader=reader)
+    assert mets["faces"] == 0.0 and "ssim" in mets            # untrained: no face read back
+    _, mets, _ = validate("pix2pix", model, val, True)
+    assert "faces" not in mets
+    # a drawing → photo run logs the read-back per epoch; a photo → drawing run does not
+    run = tmp_path / "d2p"
+    _run("pix2pix", "--data", data, "--out", run, *P2P, "--direction", "BtoA",
+         "--epochs", "1", "--epochs-decay", "0", "--load-best-at-end")
+    rows = json.loads((run / "metrics.json").read_text())
+    assert 0.0 <= rows[0]["faces"] <= 1.0 and "faces" in (run / "metrics.csv").read_text()

@@ -32,6 +32,7 @@ import sys
 import time
 from dataclasses import asdict, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -50,6 +51,9 @@ from loomis.model_card import TRAINING_FILE, render_model_card  # noqa: E402
 from loomis.models import CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig, LR_POLICIES  # noqa: E402
 from loomis.nets import ARCHS, INITS, NORMS, Generator  # noqa: E402
 from loomis.losses import GAN_MODES  # noqa: E402
+
+if TYPE_CHECKING:
+    from loomis.pose import PoseEstimator
 
 MODELS = {"pix2pix": (Pix2Pix, Pix2PixConfig), "cyclegan": (CycleGAN, CycleGANConfig)}
 
@@ -261,9 +265,28 @@ def _grid(rows: list[list[torch.Tensor]]) -> Image.Image:
     return to_image(torch.cat([torch.cat(r, dim=2) for r in rows], dim=1))
 
 
+#: Made photos are read back at this size at least (benchmarks/quality.py reads them at 256²).
+READBACK_SIZE = 256
+
+
+def reads_as_face(reader: PoseEstimator, out: torch.Tensor) -> bool:
+    """Whether the face-landmark pose estimator ``reader`` finds a face in the made photo
+    ``out`` (C×H×W in [-1, 1]), upscaled to :data:`READBACK_SIZE` as the benchmark does."""
+    img = to_image(out)
+    if min(img.size) < READBACK_SIZE:
+        img = img.resize((READBACK_SIZE, READBACK_SIZE), Image.BICUBIC)
+    return bool(reader.analyse(img).faces)
+
+
 @torch.no_grad()
-def validate(kind: str, model, val, paired: bool, n_grid: int = 4):
-    """(val_loss from model.validate, metric means, grid image)."""
+def validate(kind: str, model, val, paired: bool, n_grid: int = 4,
+             reader: PoseEstimator | None = None):
+    """(val_loss from model.validate, metric means, grid image).
+
+    With a pose estimator as ``reader``, a pix2pix run that makes photos also reports
+    ``faces``: the share of its validation photos that read as a face. SSIM and L1 prefer
+    a soft average to a sharp face (benchmarks/quality.py's reference rows), so this is
+    what picks the best photo epoch (:func:`selection_score`)."""
     losses, rows, grid_rows = [], [], []
     cfg = model.config
     gens = ([(model.netG, cfg.direction)] if kind == "pix2pix"
@@ -278,7 +301,10 @@ def validate(kind: str, model, val, paired: bool, n_grid: int = 4):
             src, tgt = (a, b) if direction == "AtoB" else (b, a)
             out = g(src.to(model.device)).float().cpu()
             if paired and j == 0:
-                rows.append(M.image_metrics(out[0], tgt[0], g.config.target_domain))
+                row = M.image_metrics(out[0], tgt[0], g.config.target_domain)
+                if reader is not None and g.config.target_domain == "photo":
+                    row["faces"] = float(reads_as_face(reader, out[0]))
+                rows.append(row)
             if i < n_grid:
                 grid_rows.append([src[0], out[0].clamp(-1, 1), tgt[0]])
     for g, _ in gens:
@@ -294,7 +320,14 @@ def metric_columns(row: dict) -> dict:
 def selection_score(val_loss: float, mets: dict) -> float:
     """Which validated epoch is best (higher is better): the target domain's headline
     metric, line F1 for drawings and SSIM for photos, else minus the validation L1. The L1
-    alone would crown a blank page for line drawings (mostly white, so a low L1)."""
+    alone would crown a blank page for line drawings (mostly white, so a low L1).
+
+    Photos read back as faces come first when measured: the share that do, with SSIM
+    (scaled into 1e-4, below one face's share of any validation set up to 5000 images)
+    breaking ties."""
+    faces, ssim = mets.get("faces"), mets.get("ssim")
+    if faces is not None and ssim is not None and math.isfinite(faces) and math.isfinite(ssim):
+        return float(faces) + 1e-4 * float(ssim)
     for key in ("f1", "ssim"):
         if key in mets and math.isfinite(mets[key]):
             return float(mets[key])
@@ -527,6 +560,12 @@ def run(kind: str, args, argv: list[str]) -> int:
                   model.netG_A if init_gen.config.direction == "AtoB" else model.netG_B)
         target.load_state_dict(init_gen.state_dict())
 
+    reader = None
+    if kind == "pix2pix" and val_ds is not None and val_paired \
+            and model.netG.config.target_domain == "photo":
+        from loomis.pose import PoseEstimator   # made photos are read back as faces
+        reader = PoseEstimator()
+
     ckpt_last, ckpt_best = out / "last.safetensors", out / "best.safetensors"
     # "best" is the selection score of the best validated epoch (higher is better, see
     # selection_score); "seconds" the training time summed over every session of the run
@@ -627,7 +666,8 @@ def run(kind: str, args, argv: list[str]) -> int:
             # ---- end of epoch: validate, schedule, write, checkpoint
             if world > 1:
                 sync_buffers(model)
-            val_loss, mets, grid = (validate(kind, model, val_ds, val_paired) if val_ds is not None
+            val_loss, mets, grid = (validate(kind, model, val_ds, val_paired, reader=reader)
+                                    if val_ds is not None
                                     else (math.nan, {}, None))
             if cfg.lr_policy == "plateau" and val_ds is None:
                 raise UsageError("--lr-policy plateau needs a validation split (val/ or test/)")
