@@ -65,6 +65,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 
 from loomis.camera import angles_from_matrix  # noqa: E402
 from loomis.metrics import image_metrics, mean_metrics  # noqa: E402
+from loomis.model_card import pose_cells  # noqa: E402
 from loomis.nets import Generator, init_weights  # noqa: E402
 from loomis.synthetic import SceneParams, render_pair, scene  # noqa: E402
 
@@ -270,6 +271,12 @@ def generator_methods(root: Path, runtime: str = "auto") -> list[Method]:
     return out
 
 
+def first_pose(result) -> tuple[float, float, float] | None:
+    """(yaw, pitch, roll) of the largest face of a pose estimate, None when it found none."""
+    faces = result.faces
+    return (faces[0].yaw, faces[0].pitch, faces[0].roll) if faces else None
+
+
 class EngineMethod:
     """The geometric engine on paper, remembering the pose it drew each image in."""
 
@@ -284,8 +291,7 @@ class EngineMethod:
         """The estimator's analysis, kept: photo_to_loomis calls this once per image, so the
         pose scored is the one the drawing was made in, without estimating it twice."""
         result = self.estimator.analyse(photo)
-        faces = result.faces
-        self.last_pose = (faces[0].yaw, faces[0].pitch, faces[0].roll) if faces else None
+        self.last_pose = first_pose(result)
         return result
 
     def __call__(self, photo: Image.Image) -> Image.Image:
@@ -344,8 +350,7 @@ def evaluate(method: Method, samples: list[Sample], keep: set[int] = frozenset()
             times[-1] = method.run.last_seconds
             found = method.run.last_pose
         elif reads_back:
-            faces = readback.analyse(out).faces
-            found = (faces[0].yaw, faces[0].pitch, faces[0].roll) if faces else None
+            found = first_pose(readback.analyse(out))
         else:
             continue
         if found is None:
@@ -395,9 +400,7 @@ def markdown_tables(results: dict[str, dict]) -> str:
              "| method | kind | precision | recall | F1 | faces found | pose MAE yaw/pitch/roll (°) | ms/img |",
              "|---|---|---|---|---|---|---|---|"]
     for name, r in p2d.items():
-        found = f"{r['faces_found']}/{r['n']}" if "faces_found" in r else ""
-        mae = r.get("pose_mae", {}).get("all")
-        pose = f"{mae['yaw']:.1f} / {mae['pitch']:.1f} / {mae['roll']:.1f}" if mae else ""
+        found, pose = pose_cells(r, empty="")
         lines.append(f"| {name} | {r['group']} | {_f(r['precision'])} | {_f(r['recall'])} | "
                      f"**{_f(r['f1'])}** | {found} | {pose} | {r['ms_per_image']:.0f} |")
     if p2d:
@@ -425,9 +428,7 @@ def markdown_tables(results: dict[str, dict]) -> str:
                   "| method | kind | L1 ↓ | PSNR (dB) ↑ | SSIM ↑ | faces read back | "
                   "pose MAE yaw/pitch/roll (°) | ms/img |", "|---|---|---|---|---|---|---|---|"]
         for name, r in d2p.items():
-            found = f"{r['faces_found']}/{r['n']}" if "faces_found" in r else ""
-            mae = r.get("pose_mae", {}).get("all")
-            pose = f"{mae['yaw']:.1f} / {mae['pitch']:.1f} / {mae['roll']:.1f}" if mae else ""
+            found, pose = pose_cells(r, empty="")
             lines.append(f"| {name} | {r['group']} | {_f(r['l1'], 4)} | {_f(r['psnr'], 2)} | "
                          f"**{_f(r['ssim'])}** | {found} | {pose} | {_f(r['ms_per_image'], 0)} |")
     return "\n".join(lines)

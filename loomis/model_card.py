@@ -79,6 +79,15 @@ def _fmt(v, digits: int = 3) -> str:
     return "–" if v is None else f"{v:.{digits}f}"
 
 
+def pose_cells(result: dict, empty: str = "–") -> tuple[str, str]:
+    """A benchmark result's "faces found / n" and "yaw / pitch / roll" pose-error cells
+    (``empty`` where it has none): the engine's rows and the read-back of made photos."""
+    found = f"{result['faces_found']}/{result['n']}" if "faces_found" in result else empty
+    mae = result.get("pose_mae", {}).get("all")
+    pose = f"{mae['yaw']:.1f} / {mae['pitch']:.1f} / {mae['roll']:.1f}" if mae else empty
+    return found, pose
+
+
 def _evaluation(name: str, config: dict, report: dict) -> list[str]:
     """This model's rows from the benchmark report, beside the baselines for its direction."""
     results, settings = report["results"], report["settings"]
@@ -124,9 +133,7 @@ def _evaluation(name: str, config: dict, report: dict) -> list[str]:
                 "|---|---|---|---|---|---|---|"]
         for k, r in rows:
             bold = "**" if k == name else ""
-            found = f"{r['faces_found']}/{r['n']}" if "faces_found" in r else "–"
-            mae = r.get("pose_mae", {}).get("all")
-            pose = f"{mae['yaw']:.1f} / {mae['pitch']:.1f} / {mae['roll']:.1f}" if mae else "–"
+            found, pose = pose_cells(r)
             out.append(f"| {bold}{k}{bold} | {_fmt(r['l1'], 4)} | {_fmt(r['psnr'], 2)} | "
                        f"{bold}{_fmt(r['ssim'])}{bold} | {found} | {pose} | "
                        f"{_fmt(r['ms_per_image'], 0)} |")
