@@ -28,7 +28,8 @@ from torch import nn
 
 from .losses import LAMBDA_CYCLE, LAMBDA_GP, LAMBDA_IDENTITY, LAMBDA_L1, GANLoss, ImagePool
 from .losses import gradient_penalty
-from .nets import Discriminator, Generator, GeneratorConfig, PixelDiscriminator, init_weights
+from .nets import (Discriminator, Generator, GeneratorConfig, PixelDiscriminator, init_weights,
+                   set_matmul_upsampling)
 
 __all__ = ["Pix2PixConfig", "CycleGANConfig", "Pix2Pix", "CycleGAN", "select_device",
            "LR_POLICIES"]
@@ -92,6 +93,9 @@ class TrainConfig:
     # At batch 1 the per-parameter Adam update of a 54M-parameter U-Net costs more than the
     # convolutions on a CPU; fusing it makes a pix2pix step ~1.4–2× faster there.
     fused_adam: bool = True
+    # The U-Net's transposed convolutions at 1–16 px as matmul + col2im on CPU (same sums in
+    # another order; see loomis.nets.transposed_conv_as_matmul). False: torch's native kernel.
+    matmul_upsampling: bool = True
 
     def __post_init__(self) -> None:
         if self.netd not in ("basic", "n_layers", "pixel"):
@@ -240,6 +244,7 @@ class _GANModel:
         for net in self.networks.values():
             init_weights(net, cfg.init, cfg.init_gain)
             net.to(self.device)
+            set_matmul_upsampling(net, cfg.matmul_upsampling)
         betas = (cfg.beta1, cfg.beta2)
         g_params = [p for g in self.generators.values() for p in g.parameters()]
         d_params = [p for d in self.discriminators.values() for p in d.parameters()]

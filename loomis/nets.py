@@ -27,6 +27,7 @@ from torch import nn
 __all__ = [
     "GeneratorConfig", "Generator", "Discriminator", "PixelDiscriminator", "init_weights",
     "CheckpointError", "load_weights", "count_parameters", "NORMS", "ARCHS",
+    "transposed_conv_as_matmul", "set_matmul_upsampling",
 ]
 
 NORMS = ("batch", "instance", "none")
@@ -92,8 +93,34 @@ class _Down(nn.Module):
         return self.norm(self.conv(x))
 
 
+#: Inputs up to this side run the U-Net's transposed convolutions as a matmul (CPU only).
+MATMUL_UPSAMPLING_MAX_SIDE = 16
+
+
+def transposed_conv_as_matmul(x: torch.Tensor, weight: torch.Tensor,
+                              bias: torch.Tensor | None) -> torch.Tensor:
+    """``conv_transpose2d(x, weight, bias, stride=2, padding=1)`` for a 4×4 kernel, as one
+    matmul (every input pixel's 4×4 patch of every output channel) and a col2im (``fold``)
+    that adds the overlapping patches: the same sums in another order.
+
+    Why: on a CPU, torch's native transposed convolution re-lays out the whole weight on
+    every call. At the U-Net's inner levels (1–16 px, 4–8 M weights) that costs more than
+    the arithmetic; this form is 1.2–8× faster there, forward plus backward (one thread;
+    ``benchmarks/run.py`` times the whole training step). At 32 px and up it is slower.
+    """
+    n, cin, h, w = x.shape
+    cout = weight.shape[1]
+    cols = weight.reshape(cin, cout * 16).t() @ x.reshape(n, cin, h * w)   # n, cout·16, h·w
+    y = nn.functional.fold(cols, (2 * h, 2 * w), kernel_size=4, stride=2, padding=1)
+    return y if bias is None else y + bias.view(1, -1, 1, 1)
+
+
 class _Up(nn.Module):
-    """ReLU, ConvTranspose 4×4 stride 2, norm, optional dropout (or Tanh on the outermost)."""
+    """ReLU, ConvTranspose 4×4 stride 2, norm, optional dropout (or Tanh on the outermost).
+
+    ``matmul_max_side``: on a CPU, inputs up to this side use :func:`transposed_conv_as_matmul`
+    (0 turns it off; ONNX export always writes the native operator).
+    """
 
     def __init__(self, cin: int, cout: int, norm: str, outermost: bool, dropout: bool) -> None:
         super().__init__()
@@ -101,10 +128,25 @@ class _Up(nn.Module):
         self.norm = nn.Identity() if outermost else _norm_layer(norm, cout)
         self.dropout = nn.Dropout(0.5) if dropout else nn.Identity()
         self.outermost = outermost
+        self.matmul_max_side = MATMUL_UPSAMPLING_MAX_SIDE
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.norm(self.conv(torch.relu(x)))
+        x = torch.relu(x)
+        if (max(x.shape[-2:]) <= self.matmul_max_side and x.device.type == "cpu"
+                and not torch.onnx.is_in_onnx_export()):
+            y = transposed_conv_as_matmul(x, self.conv.weight, self.conv.bias)
+        else:
+            y = self.conv(x)
+        y = self.norm(y)
         return torch.tanh(y) if self.outermost else self.dropout(y)
+
+
+def set_matmul_upsampling(net: nn.Module, enabled: bool) -> None:
+    """Turn :func:`transposed_conv_as_matmul` on (the default) or off in every U-Net up step
+    of ``net``; off gives torch's native kernel, the plain path the benchmark compares with."""
+    for module in net.modules():
+        if isinstance(module, _Up):
+            module.matmul_max_side = MATMUL_UPSAMPLING_MAX_SIDE if enabled else 0
 
 
 class UNet(nn.Module):

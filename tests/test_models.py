@@ -153,16 +153,37 @@ def test_device_selection_and_bad_input():
         model.step(torch.zeros(1, 1, 32, 32), torch.zeros(1, 3, 32, 32))
 
 
-def test_fused_adam_step_gives_the_plain_steps_losses():
-    """The fast path (fused Adam) computes the same maths as the plain one."""
+def test_fast_step_gives_the_plain_steps_losses():
+    """The fast path (fused Adam, matmul upsampling) computes the same maths as the plain one."""
     a, b = smooth_pairs(2)
     runs = {}
-    for fused in (False, True):
-        model = Pix2Pix(Pix2PixConfig(**TINY_P2P, dropout=False, fused_adam=fused), device="cpu")
-        runs[fused] = [model.step(a, b) for _ in range(5)]
+    for fast in (False, True):
+        model = Pix2Pix(Pix2PixConfig(**TINY_P2P, dropout=False, fused_adam=fast,
+                                      matmul_upsampling=fast), device="cpu")
+        ups = [m for m in model.netG.modules() if hasattr(m, "matmul_max_side")]
+        assert ups and all(bool(m.matmul_max_side) == fast for m in ups)
+        runs[fast] = [model.step(a, b) for _ in range(5)]
     for plain, fast in zip(runs[False], runs[True]):
         for k in plain:
             assert fast[k] == pytest.approx(plain[k], rel=1e-3, abs=1e-5), k
+
+
+@pytest.mark.parametrize("side", [1, 2, 5, 16])
+def test_transposed_conv_as_matmul_equals_the_native_kernel_with_its_gradients(side):
+    from loomis.nets import transposed_conv_as_matmul
+
+    torch.manual_seed(side)
+    x = torch.randn(2, 24, side, side + 1, requires_grad=True)
+    w = torch.randn(24, 7, 4, 4, requires_grad=True)
+    bias = torch.randn(7, requires_grad=True)
+    grad = torch.randn(2, 7, 2 * side, 2 * side + 2)
+    native = F.conv_transpose2d(x, w, bias, stride=2, padding=1)
+    native_grads = torch.autograd.grad(native, (x, w, bias), grad)
+    fast = transposed_conv_as_matmul(x, w, bias)
+    fast_grads = torch.autograd.grad(fast, (x, w, bias), grad)
+    torch.testing.assert_close(fast, native, rtol=1e-5, atol=1e-5)
+    for got, want in zip(fast_grads, native_grads):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-4)
 
 
 def test_ink_weighted_l1_prefers_a_broad_line_to_a_blank_page():
