@@ -194,6 +194,26 @@ def test_torchrun_two_processes_end_with_identical_weights(data, tmp_path):
     check_folder(run / "generator")
 
 
+def test_torchrun_resume_restores_every_ranks_random_state(data, tmp_path):
+    """Each rank draws its own dropout masks; a resumed DDP run must give each rank back its
+    own generator state, or rank 1's masks (and so the averaged gradients) change."""
+    def torchrun(run: Path, *args: str) -> None:
+        res = subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+             "--master_port", "29518", str(ROOT / "train" / "pix2pix.py"), "--out", str(run),
+             *args], capture_output=True, text=True, env=_env(cache=tmp_path), timeout=240)
+        assert res.returncode == 0, res.stderr[-3000:]
+
+    # unet_64 has a dropout level (unet_32 has none); WGAN-GP draws interpolation weights
+    flags = ["--data", str(data), *TINY, "--arch", "unet_64", "--image-size", "64",
+             "--gan-mode", "wgangp", "--epochs", "3", "--epochs-decay", "0", "--batch-size", "2"]
+    torchrun(tmp_path / "straight", *flags)
+    torchrun(tmp_path / "resumed", *flags, "--max-steps", "1")
+    torchrun(tmp_path / "resumed", "--resume")
+    assert len(_losses(tmp_path / "straight")) == 1 + 3
+    assert _losses(tmp_path / "resumed") == _losses(tmp_path / "straight")
+
+
 def _hub_cache(tmp_path: Path, repo: str, gen: Generator) -> Path:
     cache = tmp_path / "hub"
     commit = "0123456789abcdef0123456789abcdef01234567"

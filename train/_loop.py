@@ -48,7 +48,8 @@ from loomis.checkpoint import atomic_write, load_state, save_state  # noqa: E402
 from loomis.data import DatasetError, PairedFolder, Unpaired, UnpairedFolder  # noqa: E402
 from loomis.imageio import to_image  # noqa: E402
 from loomis.model_card import TRAINING_FILE, render_model_card  # noqa: E402
-from loomis.models import CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig, LR_POLICIES  # noqa: E402
+from loomis.models import (CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig, LR_POLICIES,  # noqa: E402
+                           rng_state, set_rng_state)
 from loomis.nets import ARCHS, INITS, NORMS, Generator  # noqa: E402
 from loomis.losses import GAN_MODES  # noqa: E402
 
@@ -247,6 +248,22 @@ def make_data(kind: str, args_data: str | None, s: dict):
         except DatasetError:
             pass
     return train, val, True, train.description
+
+
+def seed_rank(seed: int, rank: int) -> None:
+    """Give rank ``rank`` > 0 random streams of its own (dropout masks, WGAN-GP mixing).
+
+    Every rank builds the model from the same ``seed``, so weights start identical; left
+    there, every rank would also draw the same dropout masks for different images. Rank 0
+    keeps the single-process stream, so a one-process run is unchanged.
+    """
+    if rank:
+        import random
+
+        s = int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
+        torch.manual_seed(s)
+        np.random.seed(s)
+        random.seed(s)
 
 
 def epoch_order(n: int, seed: int, epoch: int, world: int, rank: int) -> list[int]:
@@ -573,8 +590,16 @@ def run(kind: str, args, argv: list[str]) -> int:
              "best_epoch": -1, "seconds": 0.0}
     if saved is not None and ckpt_last.is_file():
         ck = load_state(ckpt_last)
-        model.load_state_dict(ck["model"])
+        model.load_state_dict(ck["model"])  # random state: rank 0's, on every rank
         state = {"seconds": 0.0} | ck["run"]
+        if world > 1:
+            if len(ck.get("rank_rng") or []) == world:
+                set_rng_state(ck["rank_rng"][rank])
+            elif is_main:
+                print(f"warning: {ckpt_last} holds no random state for {world} ranks; every "
+                      "rank continues from rank 0's", file=sys.stderr)
+    elif world > 1:
+        seed_rank(cfg.seed, rank)
     if world > 1:
         model.distribute(sync_batchnorm=args.sync_bn)
 
@@ -603,9 +628,14 @@ def run(kind: str, args, argv: list[str]) -> int:
     seconds_at_start = state["seconds"]
 
     def save(path: Path) -> None:
+        """Every rank calls this at the same step: each rank's random state is kept."""
         state["seconds"] = seconds_at_start + time.time() - t_session
+        extra = {}
+        if world > 1:
+            extra["rank_rng"] = [None] * world
+            dist.all_gather_object(extra["rank_rng"], rng_state())
         if is_main:
-            save_state(path, {"model": model.state_dict(), "run": dict(state)})
+            save_state(path, {"model": model.state_dict(), "run": dict(state), **extra})
             write_csv(out / "losses.csv", loss_rows)
 
     stop = Stop()
