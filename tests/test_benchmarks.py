@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -37,3 +39,17 @@ def test_several_runs_report_medians_and_the_range_of_each_speed_up():
     assert rows["net fast"]["speedup_range"] == (1.5, 3.0)
     table = bench.markdown(list(rows.values()))
     assert "2.00× (1.50–3.00)" in table
+
+
+def test_layer_benchmark_runs_and_its_fast_layers_equal_the_plain_ones(tmp_path):
+    pytest.importorskip("onnxruntime")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import layer_speed
+
+    out = tmp_path / "layers.json"
+    assert layer_speed.main(["--repeats", "1", "--threads", "1", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert len(report["winograd"]) == len(layer_speed.WINOGRAD_CASES)
+    assert len(report["upsampling"]) == len(layer_speed.UPSAMPLING_CASES)
+    assert all(r["max_diff"] < 2e-4 for r in report["winograd"])      # outputs of order 1
+    assert all(r["max_diff"] < 1e-4 for r in report["upsampling"])

@@ -1,0 +1,122 @@
+"""Per-layer timings behind two of the project's speed paths, and the thresholds they use.
+
+    python benchmarks/layer_speed.py [--threads N] [--json FILE]
+
+1. Winograd F(4×4, 3×3) in ONNX Runtime (``loomis.winograd``) against ORT's direct
+   convolution, for one 3×3 convolution at several widths and sides: where the transforms
+   cost more than the multiplies they save (the ``min_channels`` threshold).
+2. The U-Net's 4×4 stride-2 transposed convolutions as matmul + col2im
+   (``loomis.nets.transposed_conv_as_matmul``) against torch's native kernel, forward plus
+   backward, at every level of unet_256 (the ``MATMUL_UPSAMPLING_MAX_SIDE`` threshold).
+
+Each pair is timed in alternation (medians); compare ratios, not milliseconds.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from run import alternating_medians  # noqa: E402
+
+WINOGRAD_CASES = [(64, 32), (64, 64), (128, 32), (128, 64), (256, 16), (256, 32), (256, 64)]
+# unet_256 ngf 64, innermost level first: (input channels, output channels, input side)
+UPSAMPLING_CASES = [(512, 512, 1), (1024, 512, 2), (1024, 512, 4), (1024, 512, 8),
+                    (1024, 256, 16), (512, 128, 32), (256, 64, 64), (128, 3, 128)]
+
+
+def winograd_rows(threads: int, repeats: int) -> list[dict]:
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from loomis.winograd import winograd_convolutions
+
+    rng = np.random.default_rng(0)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    rows = []
+    for channels, side in WINOGRAD_CASES:
+        w = (rng.standard_normal((channels, channels, 3, 3)) / (3 * channels ** 0.5)).astype(np.float32)
+        x = rng.standard_normal((1, channels, side + 2, side + 2)).astype(np.float32)
+        graph = helper.make_graph(
+            [helper.make_node("Conv", ["x", "w"], ["y"])], "conv3x3",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+            [numpy_helper.from_array(w, "w")])
+        direct = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        fast, n = winograd_convolutions(direct, min_channels=1)
+        assert n == 1
+        sessions = {name: ort.InferenceSession(m.SerializeToString(), opts,
+                                               providers=["CPUExecutionProvider"])
+                    for name, m in (("direct", direct), ("winograd", fast))}
+        outs = {k: s.run(None, {"x": x})[0] for k, s in sessions.items()}
+        med = alternating_medians({k: (lambda s=s: s.run(None, {"x": x}))
+                                   for k, s in sessions.items()}, repeats)
+        rows.append({"layer": f"3×3 conv {channels}→{channels} @{side}²",
+                     "baseline_ms": med["direct"] * 1e3, "fast_ms": med["winograd"] * 1e3,
+                     "speedup": med["direct"] / med["winograd"],
+                     "max_diff": float(np.abs(outs["direct"] - outs["winograd"]).max())})
+    return rows
+
+
+def upsampling_rows(repeats: int) -> list[dict]:
+    from loomis.nets import transposed_conv_as_matmul
+
+    rows = []
+    for cin, cout, side in UPSAMPLING_CASES:
+        x = torch.randn(1, cin, side, side, requires_grad=True)
+        w = (torch.randn(cin, cout, 4, 4) * 0.02).requires_grad_()
+
+        def native():
+            torch.nn.functional.conv_transpose2d(x, w, stride=2, padding=1).sum().backward()
+
+        def matmul():
+            transposed_conv_as_matmul(x, w, None).sum().backward()
+
+        diff = (torch.nn.functional.conv_transpose2d(x, w, stride=2, padding=1)
+                - transposed_conv_as_matmul(x, w, None)).abs().max().item()
+        med = alternating_medians({"native": native, "matmul": matmul}, repeats)
+        rows.append({"layer": f"transposed conv {cin}→{cout} @{side}² (fwd+bwd)",
+                     "baseline_ms": med["native"] * 1e3, "fast_ms": med["matmul"] * 1e3,
+                     "speedup": med["native"] / med["matmul"], "max_diff": diff})
+    return rows
+
+
+def markdown(rows: list[dict], baseline: str, fast: str) -> str:
+    lines = [f"| layer | {baseline} ms | {fast} ms | speed-up | max diff |", "|---|---|---|---|---|"]
+    lines += [f"| {r['layer']} | {r['baseline_ms']:.2f} | {r['fast_ms']:.2f} | "
+              f"{r['speedup']:.2f}× | {r['max_diff']:.1e} |" for r in rows]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                    help="threads for torch and ONNX Runtime (default: torch's)")
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--json", type=Path, help="write the rows here")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    wino = winograd_rows(args.threads, args.repeats)
+    print(f"Winograd F(4×4, 3×3) in ONNX Runtime, {args.threads} thread(s)\n")
+    print(markdown(wino, "direct", "Winograd"))
+    ups = upsampling_rows(args.repeats)
+    print(f"\nU-Net transposed convolutions in torch, {args.threads} thread(s)\n")
+    print(markdown(ups, "native", "matmul + col2im"))
+    if args.json:
+        args.json.write_text(json.dumps({"threads": args.threads, "winograd": wino,
+                                         "upsampling": ups}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
