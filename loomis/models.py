@@ -58,6 +58,10 @@ def select_device(name: str | torch.device = "auto") -> torch.device:
     return dev
 
 
+#: TrainConfig fields that change speed, not results: a checkpoint resumes under either value.
+SAME_MATHS_SETTINGS = ("fused_adam", "matmul_upsampling")
+
+
 @dataclass
 class TrainConfig:
     """Settings shared by both models: generator, discriminator, optimiser and schedule."""
@@ -347,9 +351,13 @@ class _GANModel:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        if state["config"] != self.config.to_dict():
-            diff = {k: (v, self.config.to_dict().get(k)) for k, v in state["config"].items()
-                    if self.config.to_dict().get(k) != v}
+        # Settings added since the checkpoint was written take their defaults; the speed-only
+        # settings compute the same maths, so a run may resume with them changed.
+        saved = type(self.config).from_dict(state["config"]).to_dict()
+        mine = self.config.to_dict()
+        diff = {k: (saved[k], mine[k]) for k in mine
+                if saved[k] != mine[k] and k not in SAME_MATHS_SETTINGS}
+        if diff:
             raise ValueError(f"checkpoint was trained with other settings: {diff} "
                              "(checkpoint value, this model's value)")
         for k, net in self.networks.items():

@@ -85,6 +85,18 @@ def test_resume_refuses_other_settings():
         b.load_state_dict(a.state_dict())
 
 
+def test_resume_accepts_older_checkpoints_and_other_speed_paths():
+    """A checkpoint written before a setting existed resumes with that setting's default, and
+    the same-maths speed paths (fused Adam, matmul upsampling) may differ."""
+    old = Pix2Pix(Pix2PixConfig(**TINY_P2P, fused_adam=False), device="cpu").state_dict()
+    del old["config"]["matmul_upsampling"]                  # as written before it was added
+    new = Pix2Pix(Pix2PixConfig(**TINY_P2P, matmul_upsampling=False), device="cpu")
+    new.load_state_dict(old)
+    old["config"]["lr"] = 1e-3                              # a real difference still counts
+    with pytest.raises(ValueError, match="lr"):
+        new.load_state_dict(old)
+
+
 @pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step()`")
 @pytest.mark.parametrize("policy,expected", [
     ("linear", [1.0, 1.0, 0.75, 0.5, 0.25]),   # 2 constant epochs, then 3 decaying
