@@ -128,10 +128,10 @@ def bench_generators(quick: bool) -> list[dict]:
     for name, g, size in _generators(quick):
         g.eval()
         x = torch.rand(1, 3, size, size) * 2 - 1
-        macs = conv_macs(g, x)
         repeats = 2 if quick else 9
         plain = copy.deepcopy(g)
         set_matmul_upsampling(plain, False)
+        macs = conv_macs(plain, x)  # every conv module runs here (the matmul path skips hooks)
 
         def eager(net, x=x):
             with torch.no_grad():
@@ -167,7 +167,7 @@ def bench_training(quick: bool) -> list[dict]:
     models = {fast: Pix2Pix(Pix2PixConfig(arch=arch, image_size=size, fused_adam=fast,
                                           matmul_upsampling=fast), device="cpu")
               for fast in (False, True)}
-    med = alternating_medians({fused: (lambda m=model: m.step(a, b))
+    med = alternating_medians({fast: (lambda m=model: m.step(a, b))
                                for fast, model in models.items()}, repeats)
     plain, fast = med[False], med[True]
     label = f"pix2pix step ({arch} + PatchGAN, batch 1, {size}²)"
