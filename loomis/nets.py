@@ -105,8 +105,9 @@ def transposed_conv_as_matmul(x: torch.Tensor, weight: torch.Tensor,
 
     Why: on a CPU, torch's native transposed convolution re-lays out the whole weight on
     every call. At the U-Net's inner levels (1–16 px, 4–8 M weights) that costs more than
-    the arithmetic; this form is 1.2–8× faster there, forward plus backward (one thread;
-    ``benchmarks/run.py`` times the whole training step). At 32 px and up it is slower.
+    the arithmetic; this form is 1.2–2.9× faster there, forward plus backward (one thread,
+    ``benchmarks/layer_speed.py``; ``benchmarks/run.py`` times the whole training step).
+    At 32 and 64 px it is slower (0.8–0.9×).
     """
     n, cin, h, w = x.shape
     cout = weight.shape[1]

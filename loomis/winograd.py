@@ -107,8 +107,8 @@ def winograd_convolutions(model, min_channels: int = 128):
     how many were rewritten.
 
     Below 128 channels the tile transforms cost more than the multiplies they save (one
-    convolution at 64² on this project's 2-core CPU, one thread: 0.8× at 64 channels, 1.2×
-    at 128, 2.3× at 256), so small convolutions keep ONNX Runtime's direct kernel.
+    convolution, one thread, ``benchmarks/layer_speed.py``: 0.9–1.0× at 64 channels,
+    1.2–1.3× at 128, 1.3–1.7× at 256), so narrow convolutions keep ONNX Runtime's kernel.
     Needs onnxruntime (the input shapes are found by running the graph).
     """
     from onnx import helper, numpy_helper
