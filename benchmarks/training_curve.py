@@ -8,9 +8,10 @@ after every epoch, with the run's cumulative training minutes) and plots its hea
 metric, line F1 for drawings and SSIM for photos, against those minutes: one panel per
 run, the epoch whose weights ``--load-best-at-end`` ships circled, the goal as a dashed
 line. A run started with ``--init-from`` another run's generator folder continues that
-run's curve: its minutes count on from where the first run ended, and a dotted line marks
-the hand-over. It answers the question a budgeted CPU run leaves open: is the metric still rising
-when the time ran out, and how fast?
+run's curve: its minutes count on from the epoch whose weights it started from (the
+parent's ``--load-best-at-end`` epoch, or its end), and a dotted line marks the hand-over.
+It answers the question a budgeted CPU run leaves open: is the metric still rising when the
+time ran out, and how fast?
 
 Also prints a markdown table (run, epoch, minutes, metric) for notes and model cards.
 """
@@ -38,12 +39,25 @@ def read_chain(run: Path) -> tuple[str, list[dict], list[float]]:
     p_metric, p_rows, p_starts = read_chain(parent)
     if p_metric != metric or not p_rows:
         return metric, rows, []
-    offset = p_rows[-1]["minutes"]
+    # the continuation starts where its weights were taken: the end of the parent's exported
+    # epoch (``weights_epoch`` in its generator folder), else the parent's last epoch
+    own = [r for r in p_rows if r["segment"] == p_rows[-1]["segment"]]
+    start = next((r for r in own if r["n"] == _weights_epoch(parent)), own[-1])
     p_rows = [r if isinstance(r["epoch"], str) else r | {"epoch": f"{parent.name}:{r['epoch']}"}
               for r in p_rows]
-    shifted = [r | {"minutes": r["minutes"] + offset,
-                    "epoch": f"{run.name}:{r['epoch']}"} for r in rows]
-    return metric, p_rows + shifted, p_starts + [offset]
+    shifted = [r | {"minutes": r["minutes"] + start["minutes"], "epoch": f"{run.name}:{r['epoch']}",
+                    "segment": p_rows[-1]["segment"] + 1, "from": start} for r in rows]
+    return metric, p_rows + shifted, p_starts + [start["minutes"]]
+
+
+def _weights_epoch(run: Path) -> int | None:
+    """The epoch whose weights ``run``'s exported generator holds, if it recorded one."""
+    for record in sorted(run.glob("generator*/training.json")):
+        try:
+            return json.loads(record.read_text()).get("weights_epoch")
+        except (OSError, ValueError):
+            return None
+    return None
 
 
 def read_run(run: Path) -> tuple[str, list[dict]]:
@@ -61,8 +75,8 @@ def read_run(run: Path) -> tuple[str, list[dict]]:
     if metric is None:
         raise SystemExit(f"{path}: no {' or '.join(HEADLINE)} column (a run without a "
                          "paired validation split has no metric to plot)")
-    return metric, [{"epoch": int(r["epoch"]), "minutes": float(r["minutes"]),
-                     metric: float(r[metric])} for r in rows]
+    return metric, [{"epoch": int(r["epoch"]), "n": int(r["epoch"]), "segment": 0,
+                     "minutes": float(r["minutes"]), metric: float(r[metric])} for r in rows]
 
 
 def markdown(runs: dict[str, tuple[str, list[dict], list[float]]]) -> str:
@@ -82,9 +96,10 @@ def plot(runs: dict[str, tuple[str, list[dict], list[float]]], out: Path,
 
     fig, axes = plt.subplots(1, len(runs), figsize=(4.6 * len(runs), 3.4), squeeze=False)
     for ax, (name, (metric, rows, starts)) in zip(axes[0], runs.items()):
-        x = [r["minutes"] for r in rows]
-        y = [r[metric] for r in rows]
-        ax.plot(x, y, "o-", color="#335")
+        for seg in sorted({r["segment"] for r in rows}):  # a continuation branches off
+            part = [r for r in rows if r["segment"] == seg]
+            part = ([part[0]["from"]] if "from" in part[0] else []) + part
+            ax.plot([r["minutes"] for r in part], [r[metric] for r in part], "o-", color="#335")
         best = max(rows, key=lambda r: r[metric])
         ax.plot([best["minutes"]], [best[metric]], "o", ms=12, mfc="none", color="#c33",
                 label=f"best: epoch {best['epoch']}, {best[metric]:.3f}")

@@ -341,7 +341,9 @@ def test_best_epoch_export_and_time_budget(data, tmp_path):
                             str(ft)], capture_output=True, text=True, env=_env(), timeout=120)
     table = [line.split(" | ") for line in curve.stdout.splitlines() if line.startswith("| ft |")]
     assert [r[1] for r in table] == ["best:1", "best:2", "best:3", "ft:1"], curve.stdout
-    assert float(table[-1][2]) >= float(table[-2][2])  # minutes count on
+    # minutes count on from the epoch whose weights the fine-tune started from
+    assert record["weights_epoch"] == best["epoch"]
+    assert float(table[-1][2]) >= float(table[best["epoch"] - 1][2])
 
     budget = tmp_path / "budget"
     res = _run("pix2pix", "--data", data, "--out", budget, *P2P, "--epochs", "5",

@@ -733,12 +733,16 @@ def run(kind: str, args, argv: list[str]) -> int:
 
     # ---- finished: Hub folders, DDP agreement, push
     weights_from = f"the last step ({state['global_step']})"
+    # the epoch whose end these weights are (None: stopped inside an epoch); lets
+    # benchmarks/training_curve.py place a continuation's start on its parent's curve
+    weights_epoch = state["epoch"] if state["step_in_epoch"] == 0 else None
     if args.load_best_at_end and state["best_epoch"] > 0 and state["best_epoch"] != state["epoch"]:
         if world > 1:
             dist.barrier()  # rank 0 wrote best.safetensors
         if ckpt_best.is_file():
             model.load_state_dict(load_state(ckpt_best)["model"])
             weights_from = f"the best validated epoch ({state['best_epoch']})"
+            weights_epoch = state["best_epoch"]
             best_row = next((r for r in epoch_rows if r["epoch"] == state["best_epoch"]), None)
             if best_row is not None:
                 last_metrics = metric_columns(best_row)
@@ -764,7 +768,7 @@ def run(kind: str, args, argv: list[str]) -> int:
                   "batch_size": bs, "processes": world, "device": str(model.device),
                   "train_time_this_session": f"{time.time() - t_start:.0f} s",
                   "train_minutes_total": round(state["seconds"] / 60, 1),
-                  "weights_from": weights_from,
+                  "weights_from": weights_from, "weights_epoch": weights_epoch,
                   "validation_set": f"{len(val_ds) if val_ds else 0} images",
                   "init_from": init_from, "settings": s}
         folders = [export_generator(g, out / name, args.save_dtype, record, out, last_metrics)
