@@ -711,6 +711,10 @@ def run(kind: str, args, argv: list[str]) -> int:
             last_metrics = metric_columns(row)
             score = selection_score(val_loss, mets)
             improved = score > state["best"]
+            if world > 1:  # rank 0 decides: save() is collective, every rank must call it
+                flag = torch.tensor([float(improved)])
+                dist.broadcast(flag, 0)
+                improved = bool(flag.item())
             if improved:
                 state["best"], state["best_epoch"] = score, state["epoch"]
             if is_main:
