@@ -61,7 +61,7 @@ def export_onnx(generator: Generator, path: str | os.PathLike, opset: int = 17,
             torch.onnx.export(net, (x,), tmp, dynamo=False, opset_version=opset,
                               input_names=["input"], output_names=["output"],
                               dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
-        if winograd and importlib.util.find_spec("onnxruntime") is not None:
+        if winograd and "onnxruntime" in available_runtimes():  # it finds the input shapes
             import onnx
 
             from .winograd import winograd_convolutions

@@ -54,8 +54,8 @@ _AT = np.array([[1, 1, 1, 1, 1, 0],
                 [0, 1, -1, 8, -8, 1]], dtype=np.float64)
 
 
-def _conv_input_shapes(model) -> dict[str, tuple[int, ...]]:
-    """Shapes of every ``Conv`` input, found by running the graph once on a zero batch of 1.
+def _input_shapes(model, names: list[str]) -> dict[str, tuple[int, ...]]:
+    """Shapes of the tensors ``names``, found by running the graph once on a zero batch of 1.
 
     The exporter computes reflection-padding amounts inside the graph, which ONNX's static
     shape inference cannot follow; running it is exact and takes one forward pass.
@@ -64,7 +64,7 @@ def _conv_input_shapes(model) -> dict[str, tuple[int, ...]]:
     from onnx import helper
 
     probe = copy.deepcopy(model)
-    names = list(dict.fromkeys(n.input[0] for n in probe.graph.node if n.op_type == "Conv"))
+    names = list(dict.fromkeys(names))
     if not names or len(probe.graph.input) != 1:
         return {}
     del probe.graph.output[:]
@@ -79,7 +79,9 @@ def _conv_input_shapes(model) -> dict[str, tuple[int, ...]]:
     return {name: tuple(out.shape) for name, out in zip(names, outs)}
 
 
-def _eligible(node, weights: dict, shapes: dict, min_channels: int) -> bool:
+def _candidate(node, weights: dict, min_channels: int) -> bool:
+    """What the node itself says: a 3×3, stride-1, unpadded, ungrouped float32 ``Conv``
+    with constant weights (and bias) and at least ``min_channels`` in and out."""
     from onnx import helper
 
     if node.op_type != "Conv" or len(node.input) < 2 or node.input[1] not in weights:
@@ -88,15 +90,18 @@ def _eligible(node, weights: dict, shapes: dict, min_channels: int) -> bool:
         return False
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
     w = weights[node.input[1]]
-    shape = shapes.get(node.input[0])
     return (list(w.dims[2:]) == [3, 3] and w.data_type == 1  # float32
             and attrs.get("group", 1) == 1
             and all(s == 1 for s in attrs.get("strides", [1, 1]))
             and all(d == 1 for d in attrs.get("dilations", [1, 1]))
             and all(p == 0 for p in attrs.get("pads", [0, 0, 0, 0]))
             and attrs.get("auto_pad", b"NOTSET") in (b"NOTSET", "NOTSET")
-            and min(w.dims[0], w.dims[1]) >= min_channels
-            and shape is not None and len(shape) == 4
+            and min(w.dims[0], w.dims[1]) >= min_channels)
+
+
+def _tiles_evenly(shape: tuple[int, ...] | None) -> bool:
+    """A 4-D input whose output sides (input − 2) are multiples of :data:`TILE`."""
+    return (shape is not None and len(shape) == 4
             and (shape[2] - 2) % TILE == 0 and (shape[3] - 2) % TILE == 0)
 
 
@@ -115,12 +120,16 @@ def winograd_convolutions(model, min_channels: int = 128):
 
     model = copy.deepcopy(model)
     weights = {init.name: init for init in model.graph.initializer}
-    shapes = _conv_input_shapes(model)
+    candidates = [n for n in model.graph.node if _candidate(n, weights, min_channels)]
+    if not candidates:  # e.g. a U-Net (4×4 kernels): no need to run the graph
+        return model, 0
+    shapes = _input_shapes(model, [n.input[0] for n in candidates])
+    rewrite = {n.output[0] for n in candidates if _tiles_evenly(shapes.get(n.input[0]))}
     a, m = _BT.shape[0], TILE
     nodes, added, done = [], [], 0
 
     for node in model.graph.node:
-        if not _eligible(node, weights, shapes, min_channels):
+        if node.output[0] not in rewrite:
             nodes.append(node)
             continue
         done += 1
