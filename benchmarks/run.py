@@ -3,12 +3,13 @@
     python benchmarks/run.py [--quick] [--json FILE] [--runs N]
 
 Prints a markdown table: the float32 matmul limit of this machine (the faster of numpy's
-and torch's), generator latency and achieved GFLOP/s (and its share of that limit) through
-torch eager and every faster runtime the project uses,
-the geometric engine at 640×480, one training step of pix2pix and CycleGAN, synthetic pair
-rendering, and the app's round trip per endpoint. Timings are medians of repeated runs;
-compare ratios taken in the same run (this machine is noisy). ``--quick`` shrinks sizes
-and repeats so CI can check that every section still runs (no timing is asserted).
+and torch's) and its memory bandwidth; generator latency, achieved GFLOP/s, its share of
+that limit and of the generator's roofline, through torch eager and every faster runtime
+the project uses; the geometric engine at 640×480, one training step of pix2pix and
+CycleGAN, synthetic pair rendering, and the app's round trip per endpoint. Timings are
+medians of repeated runs; compare ratios taken in the same run (this machine is noisy).
+``--quick`` shrinks sizes and repeats so CI can check that every section still runs (no
+timing is asserted).
 ``--runs N`` repeats the whole benchmark N times and reports, per measurement, the median
 over the runs (each run's share of the matmul limit is taken against that run's own
 limit) with the range of every speed-up: one run's ratio can be off by a third here.
@@ -16,6 +17,13 @@ limit) with the range of every speed-up: one run's ratio can be off by a third h
 Achieved GFLOP/s counts the multiply-adds of direct convolution. Where a graph does less
 arithmetic for the same result (Winograd 3×3 convolutions in ONNX Runtime), that effective
 rate can exceed the matmul limit: read it as speed, not as hardware utilisation.
+
+The matmul limit alone overstates what a network can reach at batch 1: a layer with
+millions of weights over a few pixels waits on memory, not on arithmetic. So the matmul
+section also measures memory read bandwidth, and each generator gets a roofline: the sum
+over its convolutions of the slower of arithmetic at the matmul limit and memory traffic
+(weights, input, output) at that bandwidth. "% of roofline" is how close a runtime comes
+to what this machine allows for that network (above 100% only with fewer multiplies).
 """
 from __future__ import annotations
 
@@ -63,17 +71,21 @@ def alternating_medians(fns: dict[str, Callable[[], object]], repeats: int,
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
-def conv_macs(model: torch.nn.Module, x: torch.Tensor) -> int:
-    """Multiply-accumulates of the convolutions in one forward pass (what dominates)."""
-    total = 0
+def conv_layers(model: torch.nn.Module, x: torch.Tensor) -> list[tuple[int, int]]:
+    """``(flops, bytes)`` of each convolution in one forward pass (what dominates): flops
+    of direct convolution (2 per multiply-add), and the float32 bytes it must move at
+    least once, its weights plus its input and output. Those two give each layer's
+    roofline time, ``max(flops / matmul limit, bytes / memory bandwidth)``."""
+    layers = []
 
     def hook(mod, inp, out):
-        nonlocal total
         k = mod.kernel_size[0] * mod.kernel_size[1]
         if isinstance(mod, torch.nn.ConvTranspose2d):
-            total += inp[0].numel() * mod.out_channels // mod.groups * k
+            macs = inp[0].numel() * mod.out_channels // mod.groups * k
         else:
-            total += out.numel() * mod.in_channels // mod.groups * k
+            macs = out.numel() * mod.in_channels // mod.groups * k
+        tensors = [inp[0], out] + [p for p in mod.parameters(recurse=False)]
+        layers.append((2 * macs, sum(4 * t.numel() for t in tensors)))
 
     handles = [m.register_forward_hook(hook) for m in model.modules()
                if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
@@ -81,13 +93,24 @@ def conv_macs(model: torch.nn.Module, x: torch.Tensor) -> int:
         model(x)
     for h in handles:
         h.remove()
-    return total
+    return layers
+
+
+def roofline_seconds(layers: list[tuple[int, int]], gflops: float, gbps: float) -> float:
+    """The least time the machine allows for these layers run one after another: each is
+    bound by its arithmetic at the matmul limit or by its memory traffic at the measured
+    bandwidth, whichever is slower. At batch 1 a U-Net's inner levels (4–8 M weights over
+    1–16 px) are memory-bound, so this bound is what "% of the limit" cannot reach."""
+    return sum(max(f / (gflops * 1e9), b / (gbps * 1e9)) for f, b in layers)
 
 
 # ------------------------------------------------------------------------------ sections
 
 
 def bench_matmul(quick: bool) -> list[dict]:
+    """The two hardware limits: float32 matmul GFLOP/s and memory read bandwidth. The
+    bandwidth is read from a buffer larger than the largest generator's weights (218 MB
+    for unet_256), so that caches help it no more than they help a forward pass."""
     n = 512 if quick else 2048
     a = np.random.rand(n, n).astype(np.float32)
     b = np.random.rand(n, n).astype(np.float32)
@@ -95,10 +118,14 @@ def bench_matmul(quick: bool) -> list[dict]:
     med = alternating_medians({"numpy": lambda: a @ b, "torch": lambda: ta @ tb}, 3 if quick else 7)
     t_np, t_torch = med["numpy"], med["torch"]
     flops = 2 * n ** 3
+    buf = torch.ones((4 if quick else 64) * 2 ** 20)  # 16 or 256 MB
+    t_read = median_time(lambda: buf.sum(), 3 if quick else 9)
     return [
         {"what": f"float32 matmul {n}² (numpy)", "ms": t_np * 1e3,
          "gflops": flops / t_np / 1e9},
         {"what": f"float32 matmul {n}² (torch)", "ms": t_torch * 1e3, "gflops": flops / t_torch / 1e9},
+        {"what": f"memory read, {buf.numel() * 4 >> 20} MB (torch sum)", "ms": t_read * 1e3,
+         "gbps": buf.numel() * 4 / t_read / 1e9},
     ]
 
 
@@ -131,7 +158,8 @@ def bench_generators(quick: bool) -> list[dict]:
         repeats = 2 if quick else 9
         plain = copy.deepcopy(g)
         set_matmul_upsampling(plain, False)
-        macs = conv_macs(plain, x)  # every conv module runs here (the matmul path skips hooks)
+        layers = conv_layers(plain, x)  # every conv module runs here (the matmul path skips hooks)
+        flops = sum(f for f, _ in layers)
 
         def eager(net, x=x):
             with torch.no_grad():
@@ -147,7 +175,8 @@ def bench_generators(quick: bool) -> list[dict]:
         med = alternating_medians(fns, repeats)
         t = med["torch eager"]
         for runtime, t_rt in med.items():
-            row = {"what": f"{name} {runtime}", "ms": t_rt * 1e3, "gflops": 2 * macs / t_rt / 1e9}
+            row = {"what": f"{name} {runtime}", "ms": t_rt * 1e3, "gflops": flops / t_rt / 1e9,
+                   "layers": layers}
             if runtime != "torch eager":
                 row["speedup"] = t / t_rt
             rows.append(row)
@@ -247,8 +276,9 @@ SECTIONS = {"matmul": bench_matmul, "generators": bench_generators, "training": 
 
 
 def markdown(rows: list[dict]) -> str:
-    cols = [("ms", "median ms", ".1f"), ("gflops", "GFLOP/s", ".1f"),
-            ("of_limit", "% of matmul limit", ".0f"), ("per_s", "per second", ".1f"),
+    cols = [("ms", "median ms", ".1f"), ("gflops", "GFLOP/s", ".1f"), ("gbps", "GB/s", ".1f"),
+            ("of_limit", "% of matmul limit", ".0f"), ("roofline_ms", "roofline ms", ".1f"),
+            ("of_roofline", "% of roofline", ".0f"), ("per_s", "per second", ".1f"),
             ("speedup", "speed-up vs eager", ".2f")]
     lines = ["| measurement | " + " | ".join(c[1] for c in cols) + " |",
              "|---|" + "---:|" * len(cols)]
@@ -276,14 +306,18 @@ def run_sections(names: list[str], quick: bool) -> tuple[list[dict], list[str], 
     # between machines (numpy's OpenBLAS or torch's MKL/oneDNN build)
     limit = max((r["gflops"] for r in rows if r["section"] == "matmul" and "gflops" in r),
                 default=None)
-    if limit:
-        for r in rows:
-            if "gflops" in r:
-                r["of_limit"] = 100 * r["gflops"] / limit
+    bandwidth = next((r["gbps"] for r in rows if "gbps" in r), None)
+    for r in rows:
+        layers = r.pop("layers", None)
+        if limit and "gflops" in r:
+            r["of_limit"] = 100 * r["gflops"] / limit
+        if limit and bandwidth and layers:
+            r["roofline_ms"] = 1e3 * roofline_seconds(layers, limit, bandwidth)
+            r["of_roofline"] = 100 * r["roofline_ms"] / r["ms"]
     return rows, failed, limit
 
 
-NUMBERS = ("ms", "gflops", "of_limit", "per_s", "speedup")
+NUMBERS = ("ms", "gflops", "gbps", "of_limit", "roofline_ms", "of_roofline", "per_s", "speedup")
 
 
 def median_rows(runs: list[list[dict]]) -> list[dict]:

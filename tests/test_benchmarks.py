@@ -23,6 +23,10 @@ def test_quick_benchmark_runs_every_section(tmp_path):
     assert any("onnxruntime" in w for w in by_what), "the fast runtime was not measured"
     assert any("fused Adam" in w for w in by_what)
     assert all(row["ms"] > 0 for row in report["rows"] if "ms" in row)
+    assert any(row.get("gbps", 0) > 0 for row in report["rows"]), "no memory bandwidth"
+    generators = [row for row in report["rows"] if row["section"] == "generators"]
+    assert generators and all(row["roofline_ms"] > 0 and row["of_roofline"] > 0
+                              for row in generators)
     assert "| measurement |" in proc.stdout
 
 
@@ -39,6 +43,22 @@ def test_several_runs_report_medians_and_the_range_of_each_speed_up():
     assert rows["net fast"]["speedup_range"] == (1.5, 3.0)
     table = bench.markdown(list(rows.values()))
     assert "2.00× (1.50–3.00)" in table
+
+
+def test_roofline_counts_each_layer_at_its_slower_limit():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import torch
+
+    import run as bench
+
+    # 2 GFLOP at 100 GFLOP/s is 20 ms; 100 MB at 10 GB/s is 10 ms: each layer takes its slower
+    layers = [(2_000_000_000, 1_000_000), (1_000_000, 100_000_000)]
+    assert bench.roofline_seconds(layers, gflops=100, gbps=10) == pytest.approx(0.020 + 0.010)
+    # a 3×3 convolution 8 → 16 channels on 10×10 (unpadded, so 8×8 out)
+    conv = torch.nn.Conv2d(8, 16, 3)
+    [(flops, nbytes)] = bench.conv_layers(torch.nn.Sequential(conv), torch.zeros(1, 8, 10, 10))
+    assert flops == 2 * 16 * 8 * 8 * 8 * 9
+    assert nbytes == 4 * (8 * 10 * 10 + 16 * 8 * 8 + 16 * 8 * 9 + 16)
 
 
 def test_layer_benchmark_runs_and_its_fast_layers_equal_the_plain_ones(tmp_path):
