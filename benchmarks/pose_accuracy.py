@@ -43,11 +43,14 @@ import argparse
 import csv
 import json
 import math
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone
 
 from loomis.camera import Camera, HeadPose, angles_from_matrix, rotation_matrix
 from loomis.face_reference import load_reference

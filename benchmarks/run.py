@@ -6,7 +6,8 @@ Prints a markdown table: the float32 matmul limit of this machine (the faster of
 and torch's) and its memory bandwidth; generator latency, achieved GFLOP/s, its share of
 that limit and of the generator's roofline, through torch eager and every faster runtime
 the project uses; the geometric engine at 640×480, one training step of pix2pix and
-CycleGAN, synthetic pair rendering, and the app's round trip per endpoint. Timings are
+CycleGAN (with its GFLOP/s, forward and backward counted by torch's FlopCounterMode),
+synthetic pair rendering, and the app's round trip per endpoint. Timings are
 medians of repeated runs; compare ratios taken in the same run (this machine is noisy).
 ``--quick`` shrinks sizes and repeats so CI can check that every section still runs (no
 timing is asserted).
@@ -197,18 +198,32 @@ def bench_training(quick: bool) -> list[dict]:
     models = {fast: Pix2Pix(Pix2PixConfig(arch=arch, image_size=size, fused_adam=fast,
                                           matmul_upsampling=fast), device="cpu")
               for fast in (False, True)}
+    flops = step_flops(lambda: models[False].step(a, b))
     med = alternating_medians({fast: (lambda m=model: m.step(a, b))
                                for fast, model in models.items()}, repeats)
     plain, fast = med[False], med[True]
     label = f"pix2pix step ({arch} + PatchGAN, batch 1, {size}²)"
-    rows = [{"what": f"{label}, plain eager", "ms": plain * 1e3, "per_s": 1 / plain},
+    rows = [{"what": f"{label}, plain eager", "ms": plain * 1e3, "per_s": 1 / plain,
+             "gflops": flops / plain / 1e9},
             {"what": f"{label}, fast (fused Adam, matmul upsampling)", "ms": fast * 1e3, "per_s": 1 / fast,
-             "speedup": plain / fast}]
+             "gflops": flops / fast / 1e9, "speedup": plain / fast}]
     cyc = CycleGAN(CycleGANConfig(image_size=size), device="cpu")
+    flops = step_flops(lambda: cyc.step(a, b))
     t = median_time(lambda: cyc.step(a, b), repeats)
     rows.append({"what": f"CycleGAN step (resnet_9blocks ×2 + PatchGAN ×2, batch 1, {size}²)",
-                 "ms": t * 1e3, "per_s": 1 / t})
+                 "ms": t * 1e3, "per_s": 1 / t, "gflops": flops / t / 1e9})
     return rows
+
+
+def step_flops(step: Callable[[], object]) -> int:
+    """Floating-point operations of one training step (forward and backward convolutions
+    and matmuls, as torch's FlopCounterMode counts them), so that a step's speed can be
+    read against the matmul limit like a generator's. Runs the step once."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops()
 
 
 def bench_engine(quick: bool) -> list[dict]:

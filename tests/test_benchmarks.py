@@ -1,5 +1,7 @@
-"""The speed benchmark runs end to end in its quick mode (no timing is asserted here)."""
+"""The benchmarks run end to end in their quick modes (no timing is asserted here), and every
+script starts the way the README runs it."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +29,8 @@ def test_quick_benchmark_runs_every_section(tmp_path):
     generators = [row for row in report["rows"] if row["section"] == "generators"]
     assert generators and all(row["roofline_ms"] > 0 and row["of_roofline"] > 0
                               for row in generators)
+    training = [row for row in report["rows"] if row["section"] == "training"]
+    assert training and all(row["gflops"] > 0 and row["of_limit"] > 0 for row in training)
     assert "| measurement |" in proc.stdout
 
 
@@ -61,6 +65,21 @@ def test_roofline_counts_each_layer_at_its_slower_limit():
     assert nbytes == 4 * (8 * 10 * 10 + 16 * 8 * 8 + 16 * 8 * 9 + 16)
 
 
+def test_step_flops_count_forward_and_both_gradients():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import torch
+
+    import run as bench
+
+    conv = torch.nn.Conv2d(8, 16, 3)
+    x = torch.zeros(1, 8, 10, 10, requires_grad=True)
+    forward = 2 * 16 * 8 * 8 * 8 * 9
+    # backward computes the input's and the weight's gradients, each as much as the forward
+    assert bench.step_flops(lambda: conv(x).sum().backward()) == 3 * forward
+    x.requires_grad_(False)
+    assert bench.step_flops(lambda: conv(x).sum().backward()) == 2 * forward
+
+
 def test_layer_benchmark_runs_and_its_fast_layers_equal_the_plain_ones(tmp_path):
     pytest.importorskip("onnxruntime")
     sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -73,3 +92,16 @@ def test_layer_benchmark_runs_and_its_fast_layers_equal_the_plain_ones(tmp_path)
     assert len(report["upsampling"]) == len(layer_speed.UPSAMPLING_CASES)
     assert all(r["max_diff"] < 2e-4 for r in report["winograd"])      # outputs of order 1
     assert all(r["max_diff"] < 1e-4 for r in report["upsampling"])
+
+
+@pytest.mark.parametrize("script", sorted(p.relative_to(ROOT).as_posix()
+                                          for folder in ("benchmarks", "train")
+                                          for p in (ROOT / folder).glob("[!_]*.py")))
+def test_every_script_starts_from_a_clone_as_the_readme_runs_it(script):
+    # `python benchmarks/x.py` from the repository root, without PYTHONPATH or an installed
+    # package: the script itself must make `import loomis` work
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "usage:" in proc.stdout
