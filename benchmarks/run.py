@@ -102,7 +102,7 @@ def roofline_seconds(layers: list[tuple[int, int]], gflops: float, gbps: float) 
     bound by its arithmetic at the matmul limit or by its memory traffic at the measured
     bandwidth, whichever is slower. At batch 1 a U-Net's inner levels (4–8 M weights over
     1–16 px) are memory-bound, so the bound lies above the pure-arithmetic time (unet_256
-    here: 48 against 45 ms, docs/roofline.json)."""
+    here: 50.7 against 46.9 ms, docs/speed.json)."""
     return sum(max(f / (gflops * 1e9), b / (gbps * 1e9)) for f, b in layers)
 
 
