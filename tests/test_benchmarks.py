@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,10 +35,16 @@ def test_quick_benchmark_runs_every_section(tmp_path):
     assert "| measurement |" in proc.stdout
 
 
-def test_several_runs_report_medians_and_the_range_of_each_speed_up():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import run as bench
+@pytest.fixture
+def bench(monkeypatch):
+    """benchmarks/run.py as a module (benchmarks/ is a folder of scripts, not a package)."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    import run
 
+    return run
+
+
+def test_several_runs_report_medians_and_the_range_of_each_speed_up(bench):
     runs = [[{"section": "generators", "what": "net eager", "ms": ms},
              {"section": "generators", "what": "net fast", "ms": fast, "speedup": ms / fast}]
             for ms, fast in ((100.0, 50.0), (90.0, 60.0), (120.0, 40.0))]
@@ -49,12 +56,7 @@ def test_several_runs_report_medians_and_the_range_of_each_speed_up():
     assert "2.00× (1.50–3.00)" in table
 
 
-def test_roofline_counts_each_layer_at_its_slower_limit():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import torch
-
-    import run as bench
-
+def test_roofline_counts_each_layer_at_its_slower_limit(bench):
     # 2 GFLOP at 100 GFLOP/s is 20 ms; 100 MB at 10 GB/s is 10 ms: each layer takes its slower
     layers = [(2_000_000_000, 1_000_000), (1_000_000, 100_000_000)]
     assert bench.roofline_seconds(layers, gflops=100, gbps=10) == pytest.approx(0.020 + 0.010)
@@ -65,12 +67,7 @@ def test_roofline_counts_each_layer_at_its_slower_limit():
     assert nbytes == 4 * (8 * 10 * 10 + 16 * 8 * 8 + 16 * 8 * 9 + 16)
 
 
-def test_step_flops_count_forward_and_both_gradients():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import torch
-
-    import run as bench
-
+def test_step_flops_count_forward_and_both_gradients(bench):
     conv = torch.nn.Conv2d(8, 16, 3)
     x = torch.zeros(1, 8, 10, 10, requires_grad=True)
     forward = 2 * 16 * 8 * 8 * 8 * 9
@@ -80,9 +77,9 @@ def test_step_flops_count_forward_and_both_gradients():
     assert bench.step_flops(lambda: conv(x).sum().backward()) == 2 * forward
 
 
-def test_layer_benchmark_runs_and_its_fast_layers_equal_the_plain_ones(tmp_path):
+def test_layer_benchmark_runs_and_its_fast_layers_equal_the_plain_ones(tmp_path, monkeypatch):
     pytest.importorskip("onnxruntime")
-    sys.path.insert(0, str(ROOT / "benchmarks"))
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     import layer_speed
 
     out = tmp_path / "layers.json"
