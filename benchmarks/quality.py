@@ -19,7 +19,9 @@ What is measured, per method (markdown tables on stdout, everything in ``--json`
   a **Canny** edge map of the photo drawn black on white (what the original experiment's
   CycleGAN produced; thresholds :data:`CANNY`, the best F1 of a small grid on 24 *training*
   scenes, seed 1), and each generator's **untrained** twin (same config, the training
-  scripts' initialisation, seed 0).
+  scripts' initialisation, seed 0). Generators run as the app runs them, with
+  ``Translator``'s mirror pass (the lines of the photo and of its mirror image); the
+  ``, single pass`` rows (group "ablation") show the same weights without it.
 * **pose buckets** (the "angles look wrong" question): F1 per bucket of the true pose,
   relative to the line of sight: frontal |yaw| < 20°, three-quarter 20–60°, profile > 60°;
   tilted up pitch > 15°, tilted down pitch < −15°. Mean ± standard error and the count.
@@ -167,7 +169,7 @@ class Method:
     """A way of making ``target`` images from ``source`` ones (``photo`` or ``drawing``).
 
     ``run`` maps a sample's source image to the output; ``group`` is "shipped",
-    "engine", "baseline" or "reference". A reference is no method at all but a yardstick
+    "ablation" (a shipped generator run another way), "engine", "baseline" or "reference". A reference is no method at all but a yardstick
     that knows the scene: its ``run`` is given the whole :class:`Sample`, and it is not
     timed.
     """
@@ -265,6 +267,10 @@ def generator_methods(root: Path, runtime: str = "auto") -> list[Method]:
                                        if f.is_file()) / 1e6, 2)}
         out.append(Method(folder.name, cfg.source_domain, cfg.target_domain, "shipped",
                           tr, folder, info))
+        if tr.mirror:   # what the mirror pass adds: the same weights, one pass
+            single = Translator(tr.generator, runtime=runtime, mirror=False)
+            out.append(Method(f"{folder.name}, single pass", cfg.source_domain,
+                              cfg.target_domain, "ablation", single, None, info))
         twin = Translator(untrained_like(tr.generator), runtime=runtime)
         out.append(Method(f"untrained ({folder.name} config)", cfg.source_domain,
                           cfg.target_domain, "baseline", twin))

@@ -155,13 +155,28 @@ class Translator:
     Safe to share between threads: the network runs in eval mode under ``no_grad`` and
     holds no per-call state (ONNX Runtime sessions are thread-safe). ``sample_dropout=True``
     (pix2pix's test-time noise) always runs torch, switching dropout on under a lock.
+
+    ``mirror`` (drawings only): also translate the mirror image, mirror its drawing back and
+    keep every line either pass drew (the darker pixel). Why: a head's construction mirrors
+    with the head, but a generator trained on few poses is not exactly mirror-symmetric, and
+    each pass misses lines the other finds. On the 60 validation pairs it raised line F1 of
+    the shipped pix2pix from 0.588 to 0.631 (recall 0.55 → 0.65, precision 0.64 → 0.61)
+    and of the shipped CycleGAN from 0.215 to 0.272, at twice the compute (one batch of
+    two). ``None`` (default) turns it on for generators whose target is a drawing; photos
+    have no such union (averaging two made photos blends two lightings: SSIM +0.003).
     """
 
     def __init__(self, generator: Generator, device: str | torch.device = "cpu",
-                 runtime: str = "auto", onnx_path: str | os.PathLike | None = None) -> None:
+                 runtime: str = "auto", onnx_path: str | os.PathLike | None = None,
+                 mirror: bool | None = None) -> None:
         self.generator = generator.to(device).eval()
         self.device = torch.device(device)
         self.config = generator.config
+        drawing = self.config.target_domain == "drawing"
+        if mirror and not drawing:
+            raise ValueError("mirror=True keeps the lines of two drawings; this generator "
+                             f"makes {self.config.target_domain}s: leave mirror unset")
+        self.mirror = drawing if mirror is None else mirror
         self._lock = threading.Lock()
         auto = runtime == "auto"
         if auto:
@@ -186,14 +201,14 @@ class Translator:
 
     @classmethod
     def from_pretrained(cls, model_id: str | Path, device: str = "cpu", runtime: str = "auto",
-                        **hub_kwargs) -> "Translator":
+                        mirror: bool | None = None, **hub_kwargs) -> "Translator":
         """Load from a Hub id or a local folder (strict, safetensors only); a ``model.onnx``
         shipped beside the weights is used when it matches them."""
         generator = Generator.from_pretrained(str(model_id), **hub_kwargs)
         onnx_path = Path(model_id) / "model.onnx" if os.path.isdir(model_id) else None
         if onnx_path is not None and not onnx_path.is_file():
             onnx_path = None
-        return cls(generator, device, runtime=runtime, onnx_path=onnx_path)
+        return cls(generator, device, runtime=runtime, onnx_path=onnx_path, mirror=mirror)
 
     def _pad_fill(self) -> tuple[int, int, int] | None:
         # drawings live on white paper; photos are padded by replicating their edges
@@ -215,7 +230,15 @@ class Translator:
 
     @torch.no_grad()
     def run(self, x: torch.Tensor, *, sample_dropout: bool = False) -> torch.Tensor:
-        """Tensor in, tensor out (``(N, C, S, S)`` in [-1, 1] at the training size)."""
+        """Tensor in, tensor out (``(N, C, S, S)`` in [-1, 1] at the training size), with
+        the mirror pass when ``self.mirror`` is on."""
+        if not self.mirror:
+            return self._forward(x, sample_dropout)
+        n = x.shape[0]
+        y = self._forward(torch.cat([x, x.flip(-1)]), sample_dropout)
+        return torch.minimum(y[:n], y[n:].flip(-1))     # dark lines on white: the union
+
+    def _forward(self, x: torch.Tensor, sample_dropout: bool) -> torch.Tensor:
         if self._session is not None and not sample_dropout:
             feed = {self._session.get_inputs()[0].name: x.detach().cpu().float().numpy()}
             return torch.from_numpy(self._session.run(None, feed)[0])

@@ -95,16 +95,24 @@ def _evaluation(name: str, config: dict, report: dict) -> list[str]:
         return ["Not measured yet: run `python benchmarks/quality.py --update-cards`."]
     mine = results[name]
     target = mine["target"]
+    def own(k: str, v: dict) -> bool:   # untrained twins and ablations: only this model's
+        if k.startswith("untrained"):
+            return k == f"untrained ({name} config)"
+        return v["group"] != "ablation" or k.startswith(f"{name}, ")
+
     rows = [(name, mine)] + [(k, v) for k, v in results.items()
                              if k != name and v["target"] == target and v["group"] != "shipped"
-                             and (not k.startswith("untrained") or k == f"untrained ({name} config)")]
+                             and own(k, v)]
     rows += [(k, v) for k, v in results.items()
              if k != name and v["target"] == target and v["group"] == "shipped"]
     out = [f"Measured with `{settings['command']}` on the project's held-out synthetic set: "
            f"{settings['n']} rendered heads (seed {settings['seed']}, which no training run "
            f"uses) at {settings['size']}², through `loomis.inference.Translator` "
-           f"({settings['runtime']} runtime). Baselines and the other shipped generators "
-           "for the same direction are shown for comparison.", ""]
+           f"({settings['runtime']} runtime"
+           + ("; drawings with the mirror pass: the mirror image is translated too and the "
+              "lines of both are kept, `Translator(mirror=...)`" if target == "drawing" else "")
+           + "). Baselines and the other shipped generators for the same direction are "
+           "shown for comparison.", ""]
     if target == "drawing":
         out += ["Line precision / recall / F1 at 2-pixel tolerance (line pixels are those "
                 "darker than mid-grey):", "",

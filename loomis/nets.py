@@ -27,7 +27,7 @@ from torch import nn
 __all__ = [
     "GeneratorConfig", "Generator", "Discriminator", "PixelDiscriminator", "init_weights",
     "CheckpointError", "load_weights", "count_parameters", "NORMS", "ARCHS",
-    "transposed_conv_as_matmul", "set_matmul_upsampling",
+    "transposed_conv_as_matmul", "set_matmul_upsampling", "widen",
 ]
 
 NORMS = ("batch", "instance", "none")
@@ -500,3 +500,70 @@ def count_parameters(net: nn.Module) -> int:
 def config_dict(gen: Generator) -> dict:
     """The generator's config as a plain dict (what ``config.json`` holds)."""
     return asdict(gen.config)
+
+
+# ---------------------------------------------------------------------------- widening
+
+
+def widen(gen: Generator, ngf: int, seed: int = 0) -> Generator:
+    """A U-Net generator with ``ngf`` filters that computes exactly what ``gen`` computes.
+
+    Why: a small generator that has stopped improving (its training F1 equals its
+    validation F1: it underfits) can keep everything it learned and go on training with
+    more capacity, instead of starting a wider one from scratch. This is Net2WiderNet
+    (Chen, Goodfellow & Shlens, 2016): every new channel copies an old one (its incoming
+    weights, BatchNorm parameters and running statistics), and each layer that reads the
+    copies splits the old outgoing weight between them. The split is random per weight
+    (positive shares that sum to one), so the output is unchanged (up to float rounding)
+    while the copies receive different gradients and can grow apart; equal shares would
+    keep them identical forever. Returned in eval mode, like ``from_pretrained``.
+    """
+    c = gen.config
+    if not c.arch.startswith("unet_"):
+        raise ValueError(f"widen supports U-Net generators; this one is {c.arch}")
+    if ngf < c.ngf:
+        raise ValueError(f"widen makes a generator wider: ngf {ngf} < its ngf {c.ngf}")
+    wide = Generator(**{**asdict(c), "ngf": ngf})
+    rng = torch.Generator().manual_seed(seed)
+    old_net, new_net = gen.net, wide.net
+    depth = len(old_net.down)
+    old_ch = [layer.conv.out_channels for layer in old_net.down]
+    new_ch = [layer.conv.out_channels for layer in new_net.down]
+    # g[i][j]: the old channel that new channel j of level i copies (the first ones keep
+    # their place, the rest copy randomly chosen ones)
+    g = [torch.cat([torch.arange(o), torch.randint(0, o, (n - o,), generator=rng)])
+         for o, n in zip(old_ch, new_ch)]
+
+    def split(w: torch.Tensor, src: torch.Tensor, dim: int) -> torch.Tensor:
+        """Gather ``w`` along its input dimension ``dim`` and share each old weight
+        randomly among the copies of its input channel."""
+        w = w.index_select(dim, src)
+        share = torch.rand(w.shape, generator=rng) + 0.5
+        total = torch.zeros_like(w).index_add_(dim, src, share)[(slice(None),) * dim + (src,)]
+        return w * share / total
+
+    def copy_norm(old: nn.Module, new: nn.Module, rows: torch.Tensor) -> None:
+        for name, t in [*old.named_parameters(), *old.named_buffers()]:
+            target = getattr(new, name)
+            target.data.copy_(t[rows] if t.dim() else t)
+
+    with torch.no_grad():
+        for i in range(depth):
+            old, new = old_net.down[i], new_net.down[i]
+            w = old.conv.weight[g[i]]                            # out channels: copies
+            new.conv.weight.copy_(w if i == 0 else split(w, g[i - 1], 1))
+            if old.conv.bias is not None:
+                new.conv.bias.copy_(old.conv.bias[g[i]])
+            copy_norm(old.norm, new.norm, g[i])
+        for i in range(depth):
+            old, new = old_net.up[i], new_net.up[i]
+            # input: the innermost code alone, else [skip of level i, output of up[i+1]],
+            # both laid out as level i's channels
+            src = g[i] if i == depth - 1 else torch.cat([g[i], g[i] + old_ch[i]])
+            rows = torch.arange(c.out_channels) if i == 0 else g[i - 1]
+            w = split(old.conv.weight, src, 0)[:, rows]          # (in, out, 4, 4)
+            new.conv.weight.copy_(w)
+            if old.conv.bias is not None:
+                new.conv.bias.copy_(old.conv.bias[rows])
+            copy_norm(old.norm, new.norm, rows)
+    return wide.eval()

@@ -142,3 +142,27 @@ def test_auto_runtime_falls_back_to_torch_when_onnx_export_fails(monkeypatch, tm
     assert tr(Image.new("RGB", (40, 40), (200, 10, 10))).size == (40, 40)
     with pytest.raises(Exception):
         Translator(g, runtime="onnxruntime")                  # asked for explicitly: an error
+
+
+def test_mirror_pass_keeps_the_lines_of_the_image_and_of_its_mirror():
+    torch.manual_seed(0)
+    g = Generator(arch="unet_32", ngf=8, image_size=32).eval()   # photo → drawing (AtoB)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    both = Translator(g, runtime="torch")                         # drawings: on by default
+    single = Translator(g, runtime="torch", mirror=False)
+    assert both.mirror and not single.mirror
+    with torch.no_grad():
+        expected = torch.minimum(g(x), g(x.flip(-1)).flip(-1))
+    assert torch.allclose(both.run(x), expected, atol=1e-6)
+    assert (both.run(x) <= single.run(x) + 1e-6).all()           # never loses a line
+    # a mirror-symmetric input gives a mirror-symmetric drawing
+    sym = torch.cat([x[:, :, :, :16], x[:, :, :, :16].flip(-1)], -1)
+    out = both.run(sym)
+    assert torch.allclose(out, out.flip(-1), atol=1e-6)
+
+
+def test_mirror_pass_is_for_drawings_only():
+    photo_maker = Generator(arch="unet_32", ngf=8, image_size=32, direction="BtoA")
+    assert not Translator(photo_maker, runtime="torch").mirror
+    with pytest.raises(ValueError, match="leave mirror unset"):
+        Translator(photo_maker, runtime="torch", mirror=True)

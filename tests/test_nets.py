@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from loomis.nets import (Discriminator, Generator, PixelDiscriminator, count_parameters,
-                         init_weights)
+                         init_weights, widen)
 
 # (constructor kwargs, parameters of the reference implementation; gan-reference.md)
 REFERENCE_COUNTS = [
@@ -115,3 +115,47 @@ def test_bad_inputs_raise_clear_errors():
         Discriminator(6)(torch.zeros(1, 3, 64, 64))
     with pytest.raises(ValueError, match="unknown norm"):
         Discriminator(3, norm="layer")
+
+
+def _trained_looking(norm: str, arch: str = "unet_64") -> Generator:
+    """A generator whose BatchNorm statistics are not the defaults (as after training)."""
+    torch.manual_seed(0)
+    g = Generator(arch, ngf=8, norm=norm, dropout=True, image_size=64)
+    if norm == "batch":
+        g.train()
+        with torch.no_grad():
+            for _ in range(3):
+                g(torch.rand(4, 3, 64, 64) * 2 - 1)
+    return g.eval()
+
+
+@pytest.mark.parametrize("norm", ["batch", "instance", "none"])
+def test_widened_generator_computes_the_same_drawing(norm):
+    g = _trained_looking(norm)
+    wide = widen(g, 12, seed=1)
+    assert wide.config.ngf == 12 and wide.config.arch == g.config.arch
+    assert count_parameters(wide) > 2 * count_parameters(g)
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(wide(x), g(x), atol=1e-5)
+    assert widen(g, 8).state_dict().keys() == g.state_dict().keys()
+
+
+def test_widened_copies_learn_apart():
+    """Each new channel starts as a copy of an old one; the random split of the weights
+    that read the copies gives them different gradients, so training can use them."""
+    wide = widen(_trained_looking("batch"), 12, seed=0).train()
+    w = wide.net.down[0].conv.weight                      # level 0: 8 old → 12 channels
+    old_rows = w[:8].detach()
+    copies = [(j, next(k for k in range(8) if torch.equal(w[j].detach(), old_rows[k])))
+              for j in range(8, 12)]
+    torch.manual_seed(0)
+    wide(torch.rand(2, 3, 64, 64) * 2 - 1).square().mean().backward()
+    assert all(not torch.allclose(w.grad[j], w.grad[k]) for j, k in copies)
+
+
+def test_widen_refuses_what_it_cannot_do():
+    with pytest.raises(ValueError, match="U-Net"):
+        widen(Generator("resnet_6blocks", ngf=8, norm="instance"), 16)
+    with pytest.raises(ValueError, match="wider"):
+        widen(Generator("unet_32", ngf=8, image_size=32), 4)

@@ -243,8 +243,15 @@ def test_init_from_offline_hub_cache_and_unknown_id(data, tmp_path):
                "loomis-art/does-not-exist", env=env, check_rc=2)
     assert "cannot load a generator" in res.stderr and "HF_HUB_OFFLINE" in res.stderr
     res = _run("pix2pix", "--data", data, "--out", tmp_path / "y", "--init-from",
-               "loomis-art/tiny-init", "--ngf", "16", env=env, check_rc=2)
+               "loomis-art/tiny-init", "--ngf", "4", env=env, check_rc=2)
     assert "conflicts with --init-from" in res.stderr
+    # a larger --ngf grows the U-Net, which still computes what the published one did
+    _run("pix2pix", "--data", data, "--out", tmp_path / "wide", "--init-from",
+         "loomis-art/tiny-init", "--ngf", "12", "--max-steps", "0", "--val-n", "2", env=env)
+    wide = Generator.from_pretrained(str(tmp_path / "wide" / "generator"))
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert wide.config.ngf == 12 and torch.allclose(wide(x), init.eval()(x), atol=1e-5)
     res = _run("pix2pix", "--data", data, "--out", tmp_path / "z", "--init-from",
                "loomis-art/tiny-init", "--direction", "BtoA", env=env, check_rc=2)
     assert "direction" in res.stderr  # a photo → drawing model is not silently turned around

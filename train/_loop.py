@@ -50,7 +50,7 @@ from loomis.imageio import to_image  # noqa: E402
 from loomis.model_card import TRAINING_FILE, render_model_card  # noqa: E402
 from loomis.models import (CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig, LR_POLICIES,  # noqa: E402
                            rng_state, set_rng_state)
-from loomis.nets import ARCHS, INITS, NORMS, Generator  # noqa: E402
+from loomis.nets import ARCHS, INITS, NORMS, Generator, widen  # noqa: E402
 from loomis.losses import GAN_MODES  # noqa: E402
 
 if TYPE_CHECKING:
@@ -108,7 +108,8 @@ def build_parser(kind: str) -> argparse.ArgumentParser:
     p.add_argument("--synthetic-n", type=int, help="training items per epoch with --synthetic")
     p.add_argument("--val-n", type=int, help="validation images per epoch")
     p.add_argument("--out", required=True, help="RUN_DIR")
-    p.add_argument("--init-from", help="Hub id or folder of a generator to fine-tune")
+    p.add_argument("--init-from", help="Hub id or folder of a generator to fine-tune (with a "
+                   "larger --ngf, a U-Net is first widened to it, computing the same output)")
     p.add_argument("--resume", action="store_true", help="continue RUN_DIR exactly")
     p.add_argument("--overwrite", action="store_true", help="replace an existing RUN_DIR")
     p.add_argument("--preset", choices=list(PRESETS[kind]), default=None)
@@ -174,6 +175,8 @@ def resolve_settings(kind: str, args: argparse.Namespace, init_cfg: dict | None)
         # a pix2pix generator also brings its direction; a CycleGAN run has both and the
         # initial generator goes to the one facing its way (see run)
         for k in ARCH_FIELDS + (("direction",) if kind == "pix2pix" else ()):
+            if k == "ngf" and explicit.get(k, 0) > init_cfg[k] and init_cfg["arch"].startswith("unet_"):
+                continue   # grow the U-Net: run() widens it, keeping what it computes
             if k in explicit and explicit[k] != init_cfg[k]:
                 raise UsageError(f"--{k.replace('_', '-')} {explicit[k]} conflicts with "
                                  f"--init-from's config.json ({k}={init_cfg[k]}); the "
@@ -548,6 +551,8 @@ def run(kind: str, args, argv: list[str]) -> int:
         init_gen = load_init_generator(init_from) if init_from else None
         init_cfg = asdict(init_gen.config) if init_gen is not None else None
         s = resolve_settings(kind, args, init_cfg)
+        if init_gen is not None and s["ngf"] != init_gen.config.ngf:
+            init_gen = widen(init_gen, s["ngf"], seed=s["seed"])
         data_arg = None if args.synthetic else args.data
         preset = args.preset
         command = f"python train/{kind}.py " + shlex.join(argv)

@@ -5,7 +5,8 @@
 Drawings (the generator's target domain is "drawing"): line precision, recall and F1 at a
 2-pixel tolerance (line pixels are those darker than mid-grey after binarisation).
 Photos: L1, PSNR, SSIM. Images go through ``loomis.inference.Translator`` exactly as the
-app runs them (any size in, the input's size out) and are scored against the target at
+app runs them (any size in, the input's size out; drawings with the mirror pass, see
+``Translator``; ``--no-mirror`` for the single pass) and are scored against the target at
 that size. Exit code 2 on bad input (unknown model, empty or missing split).
 """
 from __future__ import annotations
@@ -24,9 +25,11 @@ from loomis.inference import Translator  # noqa: E402
 
 
 def evaluate(model: str, data: str, split: str = "test", tolerance: float = 2.0,
-             max_items: int | None = None, runtime: str = "auto", device: str = "cpu") -> dict:
+             max_items: int | None = None, runtime: str = "auto", device: str = "cpu",
+             mirror: bool | None = None) -> dict:
     try:
-        translate = Translator.from_pretrained(model, device=device, runtime=runtime)
+        translate = Translator.from_pretrained(model, device=device, runtime=runtime,
+                                               mirror=mirror)
     except (OSError, ValueError) as exc:
         raise DatasetError(f"--model {model}: cannot load a generator: {type(exc).__name__}: "
                            f"{str(exc).splitlines()[0]}") from None
@@ -43,7 +46,7 @@ def evaluate(model: str, data: str, split: str = "test", tolerance: float = 2.0,
     return {"model": str(model), "data": str(ds.folder), "split": split, "n": len(ds),
             "skipped": ds.report.skipped, "target": kind, "direction": cfg.direction,
             "tolerance_px": tolerance if kind == "drawing" else None,
-            "runtime": translate.runtime,
+            "runtime": translate.runtime, "mirror": translate.mirror,
             "seconds_per_image": (time.perf_counter() - t0) / max(1, len(ds)),
             "metrics": M.mean_metrics(rows)}
 
@@ -58,15 +61,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-items", type=int)
     p.add_argument("--runtime", default="auto", choices=("auto", "torch", "onnxruntime"))
     p.add_argument("--device", default="cpu")
+    p.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=None,
+                   help="drawings: also run the mirror image and keep the lines of both "
+                   "(default: on for drawings, as the app runs them)")
     args = p.parse_args(argv)
     try:
         res = evaluate(args.model, args.data, args.split, args.tolerance, args.max_items,
-                       args.runtime, args.device)
+                       args.runtime, args.device, args.mirror)
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{res['model']} on {res['data']} ({res['n']} images, {res['direction']}, "
-          f"target {res['target']}, {res['runtime']})")
+          f"target {res['target']}, {res['runtime']}{', mirror' if res['mirror'] else ''})")
     print("| metric | value |\n|---|---|")
     for k, v in res["metrics"].items():
         print(f"| {k} | {v:.4f} |")
