@@ -268,9 +268,9 @@ def generator_methods(root: Path, runtime: str = "auto") -> list[Method]:
         out.append(Method(folder.name, cfg.source_domain, cfg.target_domain, "shipped",
                           tr, folder, info))
         if tr.mirror:   # what the mirror pass adds: the same weights, one pass
-            single = Translator(tr.generator, runtime=runtime, mirror=False)
             out.append(Method(f"{folder.name}, single pass", cfg.source_domain,
-                              cfg.target_domain, "ablation", single, None, info))
+                              cfg.target_domain, "ablation",
+                              lambda img, tr=tr: tr(img, mirror=False), None, info))
         twin = Translator(untrained_like(tr.generator), runtime=runtime)
         out.append(Method(f"untrained ({folder.name} config)", cfg.source_domain,
                           cfg.target_domain, "baseline", twin))

@@ -155,6 +155,8 @@ def test_mirror_pass_keeps_the_lines_of_the_image_and_of_its_mirror():
         expected = torch.minimum(g(x), g(x.flip(-1)).flip(-1))
     assert torch.allclose(both.run(x), expected, atol=1e-6)
     assert (both.run(x) <= single.run(x) + 1e-6).all()           # never loses a line
+    assert torch.equal(both.run(x, mirror=False), single.run(x))   # chosen per call too
+    assert torch.allclose(single.run(x, mirror=True), expected, atol=1e-6)
     # a mirror-symmetric input gives a mirror-symmetric drawing
     sym = torch.cat([x[:, :, :, :16], x[:, :, :, :16].flip(-1)], -1)
     out = both.run(sym)
@@ -166,3 +168,5 @@ def test_mirror_pass_is_for_drawings_only():
     assert not Translator(photo_maker, runtime="torch").mirror
     with pytest.raises(ValueError, match="leave mirror unset"):
         Translator(photo_maker, runtime="torch", mirror=True)
+    with pytest.raises(ValueError, match="leave mirror unset"):
+        Translator(photo_maker, runtime="torch")(Image.new("RGB", (32, 32)), mirror=True)
