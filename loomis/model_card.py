@@ -180,7 +180,10 @@ def render_model_card(folder: Path, report: dict | None = None) -> str:
              f"{paper} on the project's own rendered data.", "",
              "## Use", "", "```python", "from loomis.inference import Translator", "",
              f'translate = Translator.from_pretrained("checkpoints/{name}")  # or its Hub id',
-             f'out = translate("input.png")  # a PIL image, the input\'s size', "```", "",
+             f'out = translate("input.png")  # a PIL image, the input\'s size',
+             *(["# drawings are made from the photo and its mirror image, keeping the lines "
+                "of both;", 'one_pass = translate("input.png", mirror=False)']
+               if target == "drawing" else []), "```", "",
              "Weights load strictly from `model.safetensors` (never pickle); `config.json` "
              "rebuilds the network.", "",
              "## Model", "",
