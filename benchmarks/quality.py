@@ -169,9 +169,9 @@ class Method:
     """A way of making ``target`` images from ``source`` ones (``photo`` or ``drawing``).
 
     ``run`` maps a sample's source image to the output; ``group`` is "shipped",
-    "ablation" (a shipped generator run another way), "engine", "baseline" or "reference". A reference is no method at all but a yardstick
-    that knows the scene: its ``run`` is given the whole :class:`Sample`, and it is not
-    timed.
+    "ablation" (a shipped generator run another way), "engine", "baseline" or
+    "reference". A reference is no method at all but a yardstick that knows the scene:
+    its ``run`` is given the whole :class:`Sample`, and it is not timed.
     """
 
     name: str

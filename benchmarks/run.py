@@ -6,10 +6,11 @@ Prints a markdown table: the float32 matmul limit of this machine (the faster of
 and torch's) and its memory bandwidth; generator latency, achieved GFLOP/s, its share of
 that limit and of the generator's roofline, through torch eager and every faster runtime
 the project uses (and, for shipped photo → drawing generators, the app's mirror pass:
-the image and its mirror as one batch of two); the geometric engine at 640×480, one training step of pix2pix and
-CycleGAN (with its GFLOP/s, forward and backward counted by torch's FlopCounterMode),
-synthetic pair rendering, and the app's round trip per endpoint. Timings are
-medians of repeated runs; compare ratios taken in the same run (this machine is noisy).
+the image and its mirror as one batch of two); the geometric engine at 640×480, one
+training step of pix2pix and CycleGAN (with its GFLOP/s, forward and backward counted
+by torch's FlopCounterMode), synthetic pair rendering, and the app's round trip per
+endpoint. Timings are medians of repeated runs; compare ratios taken in the same run
+(this machine is noisy).
 ``--quick`` shrinks sizes and repeats so CI can check that every section still runs (no
 timing is asserted).
 ``--runs N`` repeats the whole benchmark N times and reports, per measurement, the median

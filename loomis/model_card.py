@@ -95,6 +95,7 @@ def _evaluation(name: str, config: dict, report: dict) -> list[str]:
         return ["Not measured yet: run `python benchmarks/quality.py --update-cards`."]
     mine = results[name]
     target = mine["target"]
+
     def own(k: str, v: dict) -> bool:   # untrained twins and ablations: only this model's
         if k.startswith("untrained"):
             return k == f"untrained ({name} config)"
