@@ -543,9 +543,10 @@ def widen(gen: Generator, ngf: int, seed: int = 0) -> Generator:
         return w * share / total
 
     def copy_norm(old: nn.Module, new: nn.Module, rows: torch.Tensor) -> None:
-        for name, t in [*old.named_parameters(), *old.named_buffers()]:
-            target = getattr(new, name)
-            target.data.copy_(t[rows] if t.dim() else t)
+        # same layer type on both sides, so parameters and buffers pair up in order
+        for t, target in zip([*old.parameters(), *old.buffers()],
+                             [*new.parameters(), *new.buffers()], strict=True):
+            target.copy_(t[rows] if t.dim() else t)
 
     with torch.no_grad():
         for i in range(depth):

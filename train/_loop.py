@@ -175,7 +175,8 @@ def resolve_settings(kind: str, args: argparse.Namespace, init_cfg: dict | None)
         # a pix2pix generator also brings its direction; a CycleGAN run has both and the
         # initial generator goes to the one facing its way (see run)
         for k in ARCH_FIELDS + (("direction",) if kind == "pix2pix" else ()):
-            if k == "ngf" and explicit.get(k, 0) > init_cfg[k] and init_cfg["arch"].startswith("unet_"):
+            if (k == "ngf" and init_cfg["arch"].startswith("unet_")
+                    and explicit.get(k, 0) > init_cfg[k]):
                 continue   # grow the U-Net: run() widens it, keeping what it computes
             if k in explicit and explicit[k] != init_cfg[k]:
                 raise UsageError(f"--{k.replace('_', '-')} {explicit[k]} conflicts with "
