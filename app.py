@@ -102,21 +102,26 @@ class LoomisApp:
     # -- handlers -------------------------------------------------------------------
     def photo_to_drawing(self, image, engine: str = "Geometric engine", background: str = "paper",
                          line_weight: float = 0, hidden: str = "dashed",
-                         features: bool = False) -> Image.Image:
-        """Photo in, Loomis construction drawing out (every face, in its own pose)."""
+                         features: bool = False, fit: bool = True) -> Image.Image:
+        """Photo in, Loomis construction drawing out (every face, in its own pose).
+
+        A generator's drawing is, with ``fit`` (default), the evidence the 3D
+        construction is fitted to (:mod:`loomis.construction_fit`): clean lines in one
+        consistent pose, drawn like the geometric engine's; without it, the raw output."""
         img = self._load(image, "photo")
         if engine not in PHOTO_ENGINES:
             raise gr.Error(f"Unknown engine {engine!r}; choose one of {', '.join(PHOTO_ENGINES)}.")
-        if PHOTO_ENGINES[engine] is not None:
-            return self._translate(PHOTO_ENGINES[engine], img)
         import dataclasses
 
         from loomis.engine import GRAPHITE, INK, photo_to_loomis
-        from loomis.pose import NoFaceError
         style = None
         if line_weight:
             style = dataclasses.replace(GRAPHITE if background == "paper" else INK,
                                         width=float(line_weight))
+        if PHOTO_ENGINES[engine] is not None:
+            drawn = self._translate(PHOTO_ENGINES[engine], img)
+            return self._fitted(drawn, img, background, style, hidden) if fit else drawn
+        from loomis.pose import NoFaceError
         try:
             return photo_to_loomis(img, background=background, style=style, hidden=hidden,
                                    features=bool(features), estimator=self.estimator(False))
@@ -124,6 +129,31 @@ class LoomisApp:
             raise gr.Error(f"No face found: {exc}") from None
         except ValueError as exc:
             raise gr.Error(str(exc)) from None
+
+    @staticmethod
+    def _fitted(drawn: Image.Image, photo: Image.Image, background: str, style,
+                hidden: str) -> Image.Image:
+        """The construction fitted to a generator's drawing, over the chosen background."""
+        import dataclasses
+
+        import numpy as np
+
+        from loomis.construction_fit import EmptyDrawingError, fit_construction
+        from loomis.engine import BACKGROUNDS as KINDS, GRAPHITE, INK, make_background
+        if background not in KINDS:
+            raise gr.Error(f"Unknown background {background!r}; choose one of "
+                           f"{', '.join(KINDS)}.")
+        try:
+            fitted = fit_construction(drawn)
+        except EmptyDrawingError:
+            raise gr.Error("The generator drew too few lines to fit the construction to: "
+                           "untick 'Fit the 3D construction' to see its drawing, or use the "
+                           "geometric engine.") from None
+        style = style or (GRAPHITE if background == "paper" else INK)
+        if hidden:
+            style = dataclasses.replace(style, hidden=hidden)
+        base = Image.fromarray(make_background(np.asarray(photo.convert("RGB")), background))
+        return fitted.draw(style, base)
 
     def sketch_to_photo(self, drawing, model: str = DEFAULT_SKETCH_ENGINE) -> Image.Image:
         """A drawing (file or canvas) in, a photo out."""
@@ -177,16 +207,18 @@ def build_app() -> gr.Blocks:
                     photo = PhotoInput(sources=["upload", "webcam"], type="filepath",
                                        image_mode=None, label="Photo", elem_id="photo-in")
                     engine = gr.Radio(list(PHOTO_ENGINES), value="Geometric engine", label="Engine")
-                    with gr.Accordion("Options (geometric engine)", open=True):
+                    with gr.Accordion("Options", open=True):
                         background = gr.Dropdown(BACKGROUNDS, value="paper", label="Background")
                         weight = gr.Slider(0, 8, value=0, step=0.5, label="Line weight (0 = automatic)")
                         hidden = gr.Radio(HIDDEN, value="dashed", label="Hidden lines")
-                        features = gr.Checkbox(False, label="Draw the face's features")
+                        features = gr.Checkbox(False, label="Draw the face's features (geometric engine)")
+                        fit = gr.Checkbox(True, label="Fit the 3D construction to the generator's "
+                                          "lines (pix2pix, CycleGAN; off: the raw drawing)")
                     draw_btn = gr.Button("Draw the construction", variant="primary", elem_id="draw-btn")
                 drawing = gr.Image(type="pil", format="png", label="Loomis drawing",
                                    buttons=["download"], interactive=False, elem_id="drawing-out")
             gr.Examples([[p] for p in photos], inputs=[photo], cache_examples=False, label="Rendered heads")
-            draw_btn.click(app.photo_to_drawing, [photo, engine, background, weight, hidden, features],
+            draw_btn.click(app.photo_to_drawing, [photo, engine, background, weight, hidden, features, fit],
                            drawing, api_name="photo_to_drawing", concurrency_limit=2)
             with gr.Accordion("Live webcam (geometric engine)", open=False):
                 with gr.Row():

@@ -21,13 +21,16 @@ What is measured, per method (markdown tables on stdout, everything in ``--json`
   scenes, seed 1), and each generator's **untrained** twin (same config, the training
   scripts' initialisation, seed 0). Generators run as the app runs them, with
   ``Translator``'s mirror pass (the lines of the photo and of its mirror image); the
-  ``, single pass`` rows (group "ablation") show the same weights without it.
+  ``, single pass`` rows (group "ablation") show the same weights without it, and the
+  ``, construction fit`` rows the 3D construction fitted to the generator's lines
+  (:mod:`loomis.construction_fit`) and drawn in the fitted pose, as the app does.
 * **pose buckets** (the "angles look wrong" question): F1 per bucket of the true pose,
   relative to the line of sight: frontal |yaw| < 20°, three-quarter 20–60°, profile > 60°;
   tilted up pitch > 15°, tilted down pitch < −15°. Mean ± standard error and the count.
 * **engine pose error**: mean absolute yaw / pitch / roll error of the engine's pose
   estimate against the render's pose, overall and per bucket, and how often it found no
   face (then its drawing is a blank page and scores F1 = 0: that is what a user gets).
+  The construction-fit rows report the same for the pose they fitted.
 * **drawing → photo**: L1, PSNR, SSIM of every drawing → photo generator and its untrained
   twin, the input being the target drawing of the same scene. A drawing fixes the head's
   place and turn, not its colours, light or background, so these scores are read against
@@ -271,6 +274,9 @@ def generator_methods(root: Path, runtime: str = "auto") -> list[Method]:
             out.append(Method(f"{folder.name}, single pass", cfg.source_domain,
                               cfg.target_domain, "ablation",
                               lambda img, tr=tr: tr(img, mirror=False), None, info))
+        if cfg.target_domain == DRAWING:  # its lines as evidence for the 3D construction
+            out.append(Method(f"{folder.name}, construction fit", cfg.source_domain,
+                              cfg.target_domain, "ablation", FittedMethod(tr), None, info))
         twin = Translator(untrained_like(tr.generator), runtime=runtime)
         out.append(Method(f"untrained ({folder.name} config)", cfg.source_domain,
                           cfg.target_domain, "baseline", twin))
@@ -313,6 +319,32 @@ class EngineMethod:
         return out
 
 
+class FittedMethod:
+    """A drawing maker followed by :func:`loomis.construction_fit.fit_construction`: the
+    construction drawn in the pose that best explains the generator's lines (as the app
+    draws it with "fit the construction"), remembering that pose."""
+
+    def __init__(self, translator) -> None:
+        self.translator = translator
+        self.last_pose: tuple[float, float, float] | None = None
+        self.last_seconds = 0.0
+
+    def __call__(self, photo: Image.Image) -> Image.Image:
+        from loomis.construction_fit import EmptyDrawingError, fit_construction
+
+        t = time.perf_counter()
+        drawing = self.translator(photo)
+        try:
+            fit = fit_construction(drawing)
+        except EmptyDrawingError:
+            self.last_pose, out = None, drawing
+        else:
+            self.last_pose = (fit.pose.yaw, fit.pose.pitch, fit.pose.roll)
+            out = fit.draw()
+        self.last_seconds = time.perf_counter() - t
+        return out
+
+
 # --------------------------------------------------------------------------- evaluation
 
 def _wrap(d: float) -> float:
@@ -339,7 +371,7 @@ def evaluate(method: Method, samples: list[Sample], keep: set[int] = frozenset()
     rows, times, outputs = [], [], {}
     pose_err: list[tuple[list[str], np.ndarray, float]] = []  # buckets, |error|, F1
     missed = 0
-    engine = isinstance(method.run, EngineMethod)
+    engine = isinstance(method.run, (EngineMethod, FittedMethod))  # they know their pose
     reads_back = method.target == PHOTO and readback is not None
     for s in samples:
         src, tgt = (s.photo, s.drawing) if method.source == PHOTO else (s.drawing, s.photo)

@@ -250,10 +250,18 @@ def bench_engine(quick: bool) -> list[dict]:
         t_live = median_time(lambda: live_frame(photo, stream), repeats, warmup=2)
     with PoseEstimator() as still:
         t_photo = median_time(lambda: photo_to_loomis(photo, estimator=still), repeats, warmup=2)
+    # the construction fit the app runs on a generator's drawing (a target drawing here)
+    from loomis.construction_fit import fit_construction
+    from loomis.synthetic import render_drawing, scene
+
+    drawing = render_drawing(scene(1, 0), 256)
+    t_fit = median_time(lambda: fit_construction(drawing), 1 if quick else 5, warmup=0)
     return [{"what": "geometric engine, webcam stream (detect + pose + draw), 640×480",
              "ms": t_live * 1e3, "per_s": 1 / t_live},
             {"what": "geometric engine, single photo (detect + pose + draw), 640×480",
-             "ms": t_photo * 1e3, "per_s": 1 / t_photo}]
+             "ms": t_photo * 1e3, "per_s": 1 / t_photo},
+            {"what": "construction fit to a 256² drawing (grid + Nelder–Mead, 6 parameters)",
+             "ms": t_fit * 1e3, "per_s": 1 / t_fit}]
 
 
 def bench_render(quick: bool) -> list[dict]:

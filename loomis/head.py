@@ -21,6 +21,7 @@ drawing lies on the rendered face.
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ import numpy as np
 
 from .camera import Camera, HeadPose
 
-__all__ = ["LoomisProportions", "Stroke", "StrokeKinds", "construction_lines",
+__all__ = ["LoomisProportions", "Stroke", "StrokeKinds", "ConstructionModel", "construction_lines",
            "construction_points", "face_depth", "check_pose_in_front"]
 
 #: Every stroke kind :func:`construction_lines` can produce, in drawing order.
@@ -335,6 +336,12 @@ def check_pose_in_front(pose: HeadPose, camera: Camera, prop: LoomisProportions)
             "must lie entirely in front of the camera (z < 0): move it further away")
 
 
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cross product of two 3-vectors (np.cross costs 20x more for one pair)."""
+    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2],
+                     a[0] * b[1] - a[1] * b[0]])
+
+
 def _ball_outline(pose: HeadPose, camera: Camera, p: LoomisProportions, n: int) -> np.ndarray:
     """Camera-frame points of the sphere's silhouette.
 
@@ -353,11 +360,83 @@ def _ball_outline(pose: HeadPose, camera: Camera, p: LoomisProportions, n: int) 
         centre, rho, axis = c * k, r * math.sqrt(k), -c / dist
     # An orthonormal basis (e1, e2) of the plane perpendicular to ``axis``.
     helper = np.array([0.0, 1.0, 0.0]) if abs(axis[1]) < 0.9 else np.array([1.0, 0.0, 0.0])
-    e1 = np.cross(helper, axis)
-    e1 /= np.linalg.norm(e1)
-    e2 = np.cross(axis, e1)
+    e1 = _cross(helper, axis)
+    e1 /= math.sqrt(float(e1 @ e1))
+    e2 = _cross(axis, e1)
     t = _arc(n, 0.0, 2 * math.pi)[:-1]
     return centre + rho * (np.cos(t)[:, None] * e1 + np.sin(t)[:, None] * e2)
+
+
+class ConstructionModel:
+    """The construction of one set of proportions, ready to project at any pose.
+
+    Why a class: the 3D curves do not depend on the pose, so they are built once and
+    kept as one array of points and one of normals; projecting then costs one transform
+    and one projection, which a pose search (:mod:`loomis.construction_fit`) pays
+    thousands of times per drawing. :func:`construction_lines` uses a cached instance.
+    ``samples`` is the number of points on a full circle (other curves scale from it).
+    """
+
+    def __init__(self, proportions: LoomisProportions = LoomisProportions(),
+                 samples: int = 96) -> None:
+        if samples < 8:
+            raise ValueError(f"samples must be at least 8, got {samples}")
+        self.proportions, self.samples = proportions, samples
+        built = _curves_3d(proportions, samples)
+        self._curves, start = [], 0
+        first, second = [], []   # point index pairs of every segment of every curve
+        for kind, pts, _, closed in built:
+            stop = start + len(pts)
+            self._curves.append((kind, start, stop, closed))
+            idx = np.arange(start, stop)
+            first.append(idx[:-1] if not closed else idx)
+            second.append(idx[1:] if not closed else np.roll(idx, -1))
+            start = stop
+        self._points = np.concatenate([c[1] for c in built])
+        self._normals = np.concatenate([c[2] for c in built])
+        self._seg = (np.concatenate(first), np.concatenate(second))
+
+    def _project(self, pose: HeadPose, camera: Camera) -> tuple[np.ndarray, np.ndarray]:
+        rot = pose.rotation
+        cam = pose.scale * self._points @ rot.T + np.asarray(pose.position, dtype=np.float64)
+        facing = np.einsum("ij,ij->i", self._normals @ rot.T, camera.view_dirs(cam)) > 0
+        return camera.project(cam), facing
+
+    def strokes(self, pose: HeadPose, camera: Camera,
+                kinds: Collection[str] | None = None) -> list[Stroke]:
+        """The projected strokes in :data:`StrokeKinds` order (see :func:`construction_lines`)."""
+        check_pose_in_front(pose, camera, self.proportions)
+        wanted = set(StrokeKinds) if kinds is None else set(kinds)
+        strokes: list[Stroke] = []
+        if "ball" in wanted:
+            outline = _ball_outline(pose, camera, self.proportions, self.samples + 1)
+            strokes.append(Stroke("ball", camera.project(outline),
+                                  np.ones(len(outline), bool), True))
+        px, facing = self._project(pose, camera)
+        for kind, a, b, closed in self._curves:
+            if kind in wanted:
+                strokes.append(Stroke(kind, px[a:b], facing[a:b], closed))
+        order = {k: i for i, k in enumerate(StrokeKinds)}
+        strokes.sort(key=lambda s: order[s.kind])
+        return strokes
+
+    def visible_segments(self, pose: HeadPose, camera: Camera) -> np.ndarray:
+        """Every visible line as ``(M, 2, 2)`` pixel segments (both ends facing the
+        camera), the ball's outline included: what a drawing with hidden lines omitted
+        inks. Raises ValueError like :func:`construction_lines`."""
+        check_pose_in_front(pose, camera, self.proportions)
+        outline = camera.project(_ball_outline(pose, camera, self.proportions,
+                                               self.samples + 1))
+        px, facing = self._project(pose, camera)
+        i, j = self._seg
+        keep = facing[i] & facing[j]
+        ring = np.stack([outline, np.roll(outline, -1, axis=0)], 1)
+        return np.concatenate([ring, np.stack([px[i[keep]], px[j[keep]]], 1)])
+
+
+@functools.lru_cache(maxsize=16)
+def _model(proportions: LoomisProportions, samples: int) -> ConstructionModel:
+    return ConstructionModel(proportions, samples)
 
 
 def construction_lines(pose: HeadPose, camera: Camera,
@@ -376,18 +455,4 @@ def construction_lines(pose: HeadPose, camera: Camera,
             raise ValueError(f"unknown stroke kinds {sorted(unknown)}; choose from {StrokeKinds}")
     if samples < 8:
         raise ValueError(f"samples must be at least 8, got {samples}")
-    check_pose_in_front(pose, camera, proportions)
-    wanted = set(StrokeKinds) if kinds is None else set(kinds)
-    strokes: list[Stroke] = []
-    if "ball" in wanted:
-        outline = _ball_outline(pose, camera, proportions, samples + 1)
-        strokes.append(Stroke("ball", camera.project(outline), np.ones(len(outline), bool), True))
-    for kind, pts, nrm, closed in _curves_3d(proportions, samples):
-        if kind not in wanted:
-            continue
-        cam = pose.to_camera(pts)
-        facing = np.einsum("ij,ij->i", pose.normals_to_camera(nrm), camera.view_dirs(cam)) > 0
-        strokes.append(Stroke(kind, camera.project(cam), facing, closed))
-    order = {k: i for i, k in enumerate(StrokeKinds)}
-    strokes.sort(key=lambda s: order[s.kind])
-    return strokes
+    return _model(proportions, samples).strokes(pose, camera, kinds)

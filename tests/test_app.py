@@ -17,6 +17,7 @@ import huggingface_hub.constants as hub_constants
 from loomis.canvas import EmptyCanvasError, canvas_to_drawing
 from loomis.nets import Generator
 from loomis.registry import DEFAULTS, ENGINES, ModelRegistry, ModelUnavailable, env_var
+from loomis.synthetic import render_drawing
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTO = ROOT / "examples" / "photo_1.png"
@@ -88,6 +89,28 @@ def test_photo_to_drawing_draws_the_construction_on_paper(server):
 def test_photo_to_drawing_through_a_generator_keeps_the_size(server, engine):
     _, client = server
     assert call(client, PHOTO, engine, api_name="/photo_to_drawing").size == (256, 256)
+    raw = call(client, PHOTO, engine, "paper", 0, "dashed", False, False,
+               api_name="/photo_to_drawing")     # fit off: the generator's own drawing
+    assert raw.size == (256, 256)
+
+
+def test_a_generators_lines_become_the_fitted_construction_over_the_photo():
+    """What "Fit the 3D construction" does with a generator's drawing: the construction in
+    the pose those lines show, inked over the chosen background like the engine's."""
+    import app
+    from loomis.metrics import line_scores
+    from loomis.synthetic import render_photo, scene
+
+    params = scene(1, 3)
+    drawn = render_drawing(params)                  # a generator that draws perfectly
+    photo = render_photo(params)
+    out = app.LoomisApp._fitted(drawn, photo, "faded", None, "omit")
+    rgb = np.asarray(out).astype(int)
+    red = (rgb[..., 0] - rgb[..., 1] > 80)          # the engine's red ink over photos
+    lines = Image.fromarray(np.where(red, 0, 255).astype(np.uint8))
+    assert out.size == photo.size and line_scores(lines, drawn)["f1"] > 0.8
+    on_paper = app.LoomisApp._fitted(drawn, photo, "paper", None, "dashed")
+    assert (np.asarray(on_paper.convert("L")) > 240).mean() > 0.8
 
 
 @pytest.mark.parametrize("model", ["pix2pix", "CycleGAN"])

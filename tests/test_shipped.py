@@ -166,7 +166,11 @@ def test_update_cards_writes_measured_numbers_and_refuses_held_out_training(tmp_
     (folder / "training.json").write_text(json.dumps(record))
     report = quality.run(2, 256, tmp_path / "ckpt", runtime="torch", log=lambda m: None)
     assert set(report["results"]) >= {"pix2pix-photo2drawing", "geometric engine",
-                                      "untrained (pix2pix-photo2drawing config)"}
+                                      "untrained (pix2pix-photo2drawing config)",
+                                      "pix2pix-photo2drawing, construction fit"}
+    # the fitted construction knows its pose, so its row reports the pose error too
+    fitted = report["results"]["pix2pix-photo2drawing, construction fit"]
+    assert fitted["group"] == "ablation" and "pose_mae" in fitted and fitted["faces_found"] <= 2
     from loomis.model_card import TrainingRecordError, write_model_card
 
     card = write_model_card(folder, report).read_text()

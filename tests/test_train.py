@@ -320,7 +320,9 @@ def test_best_epoch_export_and_time_budget(data, tmp_path):
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     minutes = [r["minutes"] for r in rows]
     assert minutes == sorted(minutes) and minutes[-1] > 0
-    best = max(rows, key=lambda r: r["f1"])  # the first of equal scores wins
+    # the app's mirror pass picks; the single pass stays as f1 for the curves
+    assert all(0 <= r["f1"] <= 1 and 0 <= r["f1_mirror"] <= 1 for r in rows)
+    best = max(rows, key=lambda r: r["f1_mirror"])  # the first of equal scores wins
     record = json.loads((run / "generator" / "training.json").read_text())
     assert record["settings"]["l1_ink_weight"] == 4
     ck = load_state(run / ("best.safetensors" if best["epoch"] != 3 else "last.safetensors"))
@@ -405,6 +407,9 @@ def test_photo_epochs_are_picked_by_faces_read_back_then_ssim():
     soft_better_ssim = selection_score(0.3, {"l1": 0.15, "ssim": 0.71, "faces": 0.0})
     assert sharp > soft_better_ssim > soft
     assert selection_score(0.3, {"f1": 0.5}) > selection_score(0.1, {"f1": 0.4})
+    # drawings: the mirror pass the app ships decides over the single pass
+    assert (selection_score(0.1, {"f1": 0.4, "f1_mirror": 0.6})
+            > selection_score(0.1, {"f1": 0.5, "f1_mirror": 0.55}))
     assert selection_score(0.3, {"ssim": 0.6}) == 0.6           # no read-back measured
 
 

@@ -47,6 +47,7 @@ from loomis import metrics as M  # noqa: E402
 from loomis.checkpoint import atomic_write, load_state, save_state  # noqa: E402
 from loomis.data import DatasetError, PairedFolder, Unpaired, UnpairedFolder  # noqa: E402
 from loomis.imageio import to_image  # noqa: E402
+from loomis.inference import Translator  # noqa: E402
 from loomis.model_card import TRAINING_FILE, render_model_card  # noqa: E402
 from loomis.models import (CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig, LR_POLICIES,  # noqa: E402
                            rng_state, set_rng_state)
@@ -307,23 +308,31 @@ def validate(kind: str, model, val, paired: bool, n_grid: int = 4,
     With a pose estimator as ``reader``, a pix2pix run that makes photos also reports
     ``faces``: the share of its validation photos that read as a face. SSIM and L1 prefer
     a soft average to a sharp face (benchmarks/quality.py's reference rows), so this is
-    what picks the best photo epoch (:func:`selection_score`)."""
+    what picks the best photo epoch (:func:`selection_score`).
+
+    Drawings are also scored as the app makes them, with the :class:`Translator`'s mirror
+    pass: ``f1_mirror``, which picks the best drawing epoch. ``f1`` stays the single pass,
+    so the curves of earlier runs read on."""
     losses, rows, grid_rows = [], [], []
     cfg = model.config
     gens = ([(model.netG, cfg.direction)] if kind == "pix2pix"
             else [(model.netG_A, "AtoB"), (model.netG_B, "BtoA")])
-    for g, _ in gens:
-        g.eval()
+    translators = [(Translator(g, model.device, runtime="torch"), direction)
+                   for g, direction in gens]  # also puts each generator in eval mode
     for i in range(len(val)):
         a, b = val[i]
         a, b = a[None], b[None]
         losses.append(model.validate(a, b))
-        for j, (g, direction) in enumerate(gens):
+        for j, (tr, direction) in enumerate(translators):
             src, tgt = (a, b) if direction == "AtoB" else (b, a)
-            out = g(src.to(model.device)).float().cpu()
+            x = src.to(model.device)
+            out = tr.run(x, mirror=False).float().cpu()
             if paired and j == 0:
-                row = M.image_metrics(out[0], tgt[0], g.config.target_domain)
-                if reader is not None and g.config.target_domain == "photo":
+                row = M.image_metrics(out[0], tgt[0], tr.config.target_domain)
+                if tr.mirror:
+                    both = tr.run(x, mirror=True).float().cpu()
+                    row["f1_mirror"] = M.line_scores(both[0], tgt[0])["f1"]
+                if reader is not None and tr.config.target_domain == "photo":
                     row["faces"] = float(reads_as_face(reader, out[0]))
                 rows.append(row)
             if i < n_grid:
@@ -340,8 +349,9 @@ def metric_columns(row: dict) -> dict:
 
 def selection_score(val_loss: float, mets: dict) -> float:
     """Which validated epoch is best (higher is better): the target domain's headline
-    metric, line F1 for drawings and SSIM for photos, else minus the validation L1. The L1
-    alone would crown a blank page for line drawings (mostly white, so a low L1).
+    metric, line F1 for drawings (with the mirror pass when measured: what the app
+    ships) and SSIM for photos, else minus the validation L1. The L1 alone would crown a
+    blank page for line drawings (mostly white, so a low L1).
 
     Photos read back as faces come first when measured: the share that do, with SSIM
     (scaled into 1e-4, below one face's share of any validation set up to 5000 images)
@@ -349,7 +359,7 @@ def selection_score(val_loss: float, mets: dict) -> float:
     faces, ssim = mets.get("faces"), mets.get("ssim")
     if faces is not None and ssim is not None and math.isfinite(faces) and math.isfinite(ssim):
         return float(faces) + 1e-4 * float(ssim)
-    for key in ("f1", "ssim"):
+    for key in ("f1_mirror", "f1", "ssim"):
         if key in mets and math.isfinite(mets[key]):
             return float(mets[key])
     return -val_loss if math.isfinite(val_loss) else -math.inf
