@@ -183,7 +183,10 @@ def render_model_card(folder: Path, report: dict | None = None) -> str:
              f'translate = Translator.from_pretrained("checkpoints/{name}")  # or its Hub id',
              f'out = translate("input.png")  # a PIL image, the input\'s size',
              *(["# drawings are made from the photo and its mirror image, keeping the lines "
-                "of both;", 'one_pass = translate("input.png", mirror=False)']
+                "of both;", 'one_pass = translate("input.png", mirror=False)', "",
+                "# the exact 3D construction in the pose the lines show (as the app draws it)",
+                "from loomis.construction_fit import fit_construction",
+                "fit = fit_construction(out)  # fit.pose: yaw, pitch, roll; fit.draw(): image"]
                if target == "drawing" else []), "```", "",
              "Weights load strictly from `model.safetensors` (never pickle); `config.json` "
              "rebuilds the network.", "",
