@@ -160,7 +160,7 @@ class Translator:
     keep every line either pass drew (the darker pixel). Why: a head's construction mirrors
     with the head, but a generator trained on few poses is not exactly mirror-symmetric, and
     each pass misses lines the other finds. On the 60 validation pairs it raised line F1 of
-    the shipped pix2pix from 0.603 to 0.647 (held-out: 0.595 → 0.639; recall up by 0.11,
+    the shipped pix2pix from 0.626 to 0.667 (held-out: 0.622 → 0.661; recall up by 0.11,
     precision down by 0.02) and of the shipped CycleGAN from 0.215 to 0.272, at twice the
     arithmetic (one batch of two) and about 1.4x the time. ``None`` (default) turns it
     on for generators whose target is a drawing; photos have no such union (averaging two

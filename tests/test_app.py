@@ -111,6 +111,9 @@ def test_a_generators_lines_become_the_fitted_construction_over_the_photo():
     assert out.size == photo.size and line_scores(lines, drawn)["f1"] > 0.8
     on_paper = app.LoomisApp._fitted(drawn, photo, "paper", None, "dashed")
     assert (np.asarray(on_paper.convert("L")) > 240).mean() > 0.8
+    # the page says for every engine whether it ticks the fit
+    assert set(app.FIT_BY_DEFAULT) == set(app.PHOTO_ENGINES)
+    assert app.FIT_BY_DEFAULT["pix2pix"] and not app.FIT_BY_DEFAULT["CycleGAN"]
 
 
 @pytest.mark.parametrize("model", ["pix2pix", "CycleGAN"])

@@ -135,7 +135,7 @@ def test_beats_its_untrained_twin_on_held_out_scenes(folder, batch):
 def test_the_construction_fit_draws_held_out_heads_better_than_the_pix2pix_drawing(batch):
     """What the app's "Fit the 3D construction" is for: the shipped pix2pix generator's
     rough lines, taken as evidence of the pose, give a cleaner and more accurate drawing
-    than the lines themselves (on the 6 scenes: F1 0.67 raw, 0.80 fitted)."""
+    than the lines themselves (benchmarks/quality.py measures it on all 120 scenes)."""
     folder = CHECKPOINTS / "pix2pix-photo2drawing"
     if not folder.is_dir():
         pytest.skip("no shipped pix2pix photo → drawing generator")
