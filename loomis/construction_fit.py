@@ -103,8 +103,10 @@ class FitConfig:
 @dataclass(frozen=True)
 class ConstructionFit:
     """A fitted construction: its pose seen through ``camera`` (the drawing's own size),
-    and ``cost``, the mean truncated chamfer distance in pixels at the work size (0 = every
-    line explained exactly; about 1.5 is a clean fit to a generator's drawing)."""
+    and ``cost``, the symmetric truncated chamfer distance (the sum of the two mean
+    distances) in pixels at the work size: 0 when every line is explained exactly, under 1
+    for a clean drawing of the construction, about 2.5-3.5 for a good fit to a generator's
+    drawing and above 4 for most failed ones (the 60 validation scenes)."""
 
     pose: HeadPose
     camera: Camera
