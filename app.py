@@ -143,10 +143,11 @@ class LoomisApp:
         import numpy as np
 
         from loomis.construction_fit import EmptyDrawingError, fit_construction
-        from loomis.engine import BACKGROUNDS as KINDS, GRAPHITE, INK, make_background
-        if background not in KINDS:
-            raise gr.Error(f"Unknown background {background!r}; choose one of "
-                           f"{', '.join(KINDS)}.")
+        from loomis.engine import GRAPHITE, INK, make_background
+        try:  # before the fit: a bad background is refused without a second's work
+            base = Image.fromarray(make_background(np.asarray(photo.convert("RGB")), background))
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from None
         try:
             fitted = fit_construction(drawn)
         except EmptyDrawingError:
@@ -156,7 +157,6 @@ class LoomisApp:
         style = style or (GRAPHITE if background == "paper" else INK)
         if hidden:
             style = dataclasses.replace(style, hidden=hidden)
-        base = Image.fromarray(make_background(np.asarray(photo.convert("RGB")), background))
         return fitted.draw(style, base)
 
     def sketch_to_photo(self, drawing, model: str = DEFAULT_SKETCH_ENGINE) -> Image.Image:

@@ -182,12 +182,12 @@ class _Cost:
         ys, xs = np.nonzero(ink)
         m = int(math.ceil(tolerance)) + 1
         self.y0, self.x0 = max(int(ys.min()) - m, 0), max(int(xs.min()) - m, 0)
-        y1, x1 = min(int(ys.max()) + m + 1, ink.shape[0]), min(int(xs.max()) + m + 1, ink.shape[1])
-        self.ink_in_box = ink[self.y0:y1, self.x0:x1]
+        self.y1 = min(int(ys.max()) + m + 1, ink.shape[0])
+        self.x1 = min(int(xs.max()) + m + 1, ink.shape[1])
+        self.ink_in_box = ink[self.y0:self.y1, self.x0:self.x1]
         (a, b), (c, d) = _extent(ink)
         self.ink_extent = (max(b - a, 4.0), max(d - c, 4.0))
         self.ink_centre = ((a + b) / 2, (c + d) / 2)
-        self.box = np.zeros(self.ink_in_box.shape, np.uint8)
         self.canvas = np.zeros(self.shape, np.uint8)
 
     def lines(self, theta: np.ndarray) -> np.ndarray | None:
@@ -230,8 +230,7 @@ class _Cost:
         on = drawn.astype(bool)
         if on.sum() < 10:
             return 1e3
-        h, w = self.box.shape
-        box = 1 - drawn[self.y0:self.y0 + h, self.x0:self.x0 + w]
+        box = 1 - drawn[self.y0:self.y1, self.x0:self.x1]
         to_drawn = cv2.distanceTransform(box, cv2.DIST_L2, 3)
         explained = float(np.minimum(to_drawn[self.ink_in_box], self.tolerance).mean())
         return explained + float(self.to_ink[on].mean())
