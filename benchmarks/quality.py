@@ -250,16 +250,21 @@ def untrained_like(generator: Generator, seed: int = 0) -> Generator:
 
 
 def shipped_folders(root: Path) -> list[Path]:
-    """Every generator folder under ``root`` (a sub-folder with a config.json), sorted."""
+    """Every generator folder under ``root`` (a sub-folder whose config.json names a
+    generator architecture; the pose net's folder is not one), sorted."""
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if (p / "config.json").is_file())
+    return sorted(p for p in root.iterdir() if (p / "config.json").is_file()
+                  and "arch" in json.loads((p / "config.json").read_text()))
 
 
 def generator_methods(root: Path, runtime: str = "auto") -> list[Method]:
     """Each shipped generator and, after it, its untrained twin."""
     from loomis.inference import Translator
+    from loomis.pose_net import PoseNet
+    from loomis.registry import POSE_NET
 
+    pose_net = PoseNet.from_pretrained(root / POSE_NET) if (root / POSE_NET).is_dir() else None
     out = []
     for folder in shipped_folders(root):
         tr = Translator.from_pretrained(folder, runtime=runtime)
@@ -276,7 +281,12 @@ def generator_methods(root: Path, runtime: str = "auto") -> list[Method]:
                               lambda img, tr=tr: tr(img, mirror=False), None, info))
         if cfg.target_domain == DRAWING:  # its lines as evidence for the 3D construction
             out.append(Method(f"{folder.name}, construction fit", cfg.source_domain,
-                              cfg.target_domain, "ablation", FittedMethod(tr), None, info))
+                              cfg.target_domain, "ablation", FittedMethod(tr, pose_net),
+                              None, info))
+            if pose_net is not None:  # what the pose net's starting point adds
+                out.append(Method(f"{folder.name}, construction fit, grid search",
+                                  cfg.source_domain, cfg.target_domain, "ablation",
+                                  FittedMethod(tr), None, info))
         twin = Translator(untrained_like(tr.generator), runtime=runtime)
         out.append(Method(f"untrained ({folder.name} config)", cfg.source_domain,
                           cfg.target_domain, "baseline", twin))
@@ -322,10 +332,12 @@ class EngineMethod:
 class FittedMethod:
     """A drawing maker followed by :func:`loomis.construction_fit.fit_construction`: the
     construction drawn in the pose that best explains the generator's lines (as the app
-    draws it with "fit the construction"), remembering that pose."""
+    draws it with "fit the construction"), remembering that pose. With a pose net the fit
+    starts from its reading of the photo, as in the app; without, it searches a grid."""
 
-    def __init__(self, translator) -> None:
+    def __init__(self, translator, pose_net=None) -> None:
         self.translator = translator
+        self.pose_net = pose_net
         self.last_pose: tuple[float, float, float] | None = None
         self.last_seconds = 0.0
 
@@ -335,7 +347,8 @@ class FittedMethod:
         t = time.perf_counter()
         drawing = self.translator(photo)
         try:
-            fit = fit_construction(drawing)
+            hint = self.pose_net.predict(photo) if self.pose_net is not None else None
+            fit = fit_construction(drawing, pose_hint=hint)
         except EmptyDrawingError:
             self.last_pose, out = None, drawing
         else:
@@ -541,10 +554,48 @@ def run(n: int, size: int, checkpoints: Path, runtime: str = "auto", cache: Path
     if figure:
         sample_figure(samples, examples, methods, outputs, figure)
         log(f"figure: {figure}")
+    pose_net = pose_net_errors(checkpoints, samples)
+    if pose_net:
+        log(f"  pose net: {pose_net['median_ms']:.1f} ms a photo")
     settings = {"seed": HELD_OUT_SEED, "n": n, "size": size, "tolerance_px": 2.0,
                 "canny": list(CANNY), "checkpoints": str(checkpoints), "runtime": runtime,
                 "command": f"python benchmarks/quality.py --n {n} --size {size}"}
-    return {"settings": settings, "results": results}
+    return {"settings": settings, "results": results, "pose_net": pose_net}
+
+
+def pose_net_errors(checkpoints: Path, samples: list[Sample]) -> dict | None:
+    """The shipped pose net's mean absolute error per angle (against each scene's camera-
+    frame pose, what the construction fit takes) per pose bucket, and its median time;
+    None when no pose net ships."""
+    from loomis.pose_net import PoseNet
+    from loomis.registry import POSE_NET
+
+    if not (checkpoints / POSE_NET).is_dir():
+        return None
+    net = PoseNet.from_pretrained(checkpoints / POSE_NET)
+    errors: dict[str, list] = {"all": []}
+    times = []
+    for s in samples:
+        t = time.perf_counter()
+        got = net.predict(s.photo)
+        times.append(time.perf_counter() - t)
+        e = np.abs(np.subtract(got, (s.params.pose.yaw, s.params.pose.pitch, s.params.pose.roll)))
+        for bucket in ["all", *pose_buckets(s.yaw, s.pitch)]:
+            errors.setdefault(bucket, []).append(e)
+    mae = {b: dict(zip(("yaw", "pitch", "roll"), np.mean(v, 0).round(2).tolist()))
+           | {"n": len(v)} for b, v in errors.items()}
+    return {"mae": mae, "median_ms": float(np.median(times) * 1000)}
+
+
+def pose_net_table(pose_net: dict) -> str:
+    """Markdown: the pose net's error per bucket."""
+    rows = ["| pose net, MAE (yaw / pitch / roll) | n |", "|---|---|"]
+    for bucket in ["all", *BUCKETS]:
+        if bucket in pose_net["mae"]:
+            m = pose_net["mae"][bucket]
+            rows.append(f"| {bucket} | {m['yaw']:.1f} / {m['pitch']:.1f} / {m['roll']:.1f}° "
+                        f"| {m['n']} |")
+    return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -566,6 +617,8 @@ def main(argv: list[str] | None = None) -> dict:
     report = run(n, args.size, args.checkpoints, args.runtime, args.cache, args.figure,
                  log=lambda msg: print(msg, file=sys.stderr))
     print(markdown_tables(report["results"]))
+    if report["pose_net"]:
+        print("\n" + pose_net_table(report["pose_net"]))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=1))

@@ -254,14 +254,26 @@ def bench_engine(quick: bool) -> list[dict]:
     from loomis.construction_fit import fit_construction
     from loomis.synthetic import render_drawing, scene
 
-    drawing = render_drawing(scene(1, 0), 256)
+    from loomis.pose_net import PoseNet
+    from loomis.registry import POSE_NET, checkpoints_dir
+    from loomis.synthetic import render_photo
+
+    params = scene(1, 0)
+    drawing, photo256 = render_drawing(params, 256), render_photo(params, 256)
     t_fit = median_time(lambda: fit_construction(drawing), 1 if quick else 5, warmup=0)
+    rows = []
+    if (checkpoints_dir() / POSE_NET).is_dir():   # what the app runs: the pose net's hint
+        net = PoseNet.from_pretrained(checkpoints_dir() / POSE_NET)
+        t_hint = median_time(lambda: fit_construction(drawing, pose_hint=net.predict(photo256)),
+                             2 if quick else 10, warmup=1)
+        rows = [{"what": "construction fit from the pose net's hint (pose net + Nelder–Mead)",
+                 "ms": t_hint * 1e3, "per_s": 1 / t_hint}]
     return [{"what": "geometric engine, webcam stream (detect + pose + draw), 640×480",
              "ms": t_live * 1e3, "per_s": 1 / t_live},
             {"what": "geometric engine, single photo (detect + pose + draw), 640×480",
              "ms": t_photo * 1e3, "per_s": 1 / t_photo},
             {"what": "construction fit to a 256² drawing (grid + Nelder–Mead, 6 parameters)",
-             "ms": t_fit * 1e3, "per_s": 1 / t_fit}]
+             "ms": t_fit * 1e3, "per_s": 1 / t_fit}, *rows]
 
 
 def bench_render(quick: bool) -> list[dict]:

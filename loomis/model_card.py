@@ -184,9 +184,12 @@ def render_model_card(folder: Path, report: dict | None = None) -> str:
              f'out = translate("input.png")  # a PIL image, the input\'s size',
              *(["# drawings are made from the photo and its mirror image, keeping the lines "
                 "of both;", 'one_pass = translate("input.png", mirror=False)', "",
-                "# the exact 3D construction in the pose the lines show (as the app draws it)",
+                "# the exact 3D construction in the pose the lines show (as the app draws it),",
+                "# searched from the pose net's reading of the photo",
                 "from loomis.construction_fit import fit_construction",
-                "fit = fit_construction(out)  # fit.pose: yaw, pitch, roll; fit.draw(): image"]
+                "from loomis.pose_net import PoseNet",
+                'hint = PoseNet.from_pretrained("checkpoints/posenet-photo").predict("input.png")',
+                "fit = fit_construction(out, pose_hint=hint)  # fit.pose; fit.draw(): image"]
                if target == "drawing" else []), "```", "",
              "Weights load strictly from `model.safetensors` (never pickle); `config.json` "
              "rebuilds the network.", "",

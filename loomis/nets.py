@@ -342,18 +342,24 @@ class Generator(nn.Module, PyTorchModelHubMixin, library_name="loomis",
                          local_files_only: bool, token, map_location: str = "cpu",
                          strict: bool = True, **model_kwargs) -> "Generator":
         model = cls(**model_kwargs)
-        if os.path.isdir(model_id):
-            weights = Path(model_id) / WEIGHTS_NAME
-            if not weights.is_file():
-                raise CheckpointError(
-                    f"{model_id} has no {WEIGHTS_NAME}; Loomis loads safetensors weights only "
-                    "(pickled .bin/.pt/.pth files are never opened)")
-        else:
-            weights = hf_hub_download(repo_id=model_id, filename=WEIGHTS_NAME, revision=revision,
-                                      cache_dir=cache_dir, force_download=force_download,
-                                      token=token, local_files_only=local_files_only)
+        weights = weights_file(model_id, revision=revision, cache_dir=cache_dir,
+                               force_download=force_download, token=token,
+                               local_files_only=local_files_only)
         load_weights(model, weights, strict=strict)
         return model.to(map_location).eval()
+
+
+def weights_file(model_id: str, **hub_kwargs) -> Path:
+    """The ``model.safetensors`` of a local folder or a Hub model (downloaded or cached);
+    never a pickled ``.bin``/``.pt``."""
+    if os.path.isdir(model_id):
+        weights = Path(model_id) / WEIGHTS_NAME
+        if not weights.is_file():
+            raise CheckpointError(
+                f"{model_id} has no {WEIGHTS_NAME}; Loomis loads safetensors weights only "
+                "(pickled .bin/.pt/.pth files are never opened)")
+        return weights
+    return Path(hf_hub_download(repo_id=model_id, filename=WEIGHTS_NAME, **hub_kwargs))
 
 
 def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True) -> nn.Module:

@@ -32,8 +32,11 @@ from pathlib import Path
 HUB_ORG = "loomis-art"
 ENGINES = ("pix2pix-photo2drawing", "pix2pix-drawing2photo",
            "cyclegan-photo2drawing", "cyclegan-drawing2photo")
-# engine name → (Hub id, bundled folder name under the checkpoints folder)
-DEFAULTS: dict[str, tuple[str, str]] = {name: (f"{HUB_ORG}/{name}", name) for name in ENGINES}
+#: the photo → head pose network that starts the construction fit (loomis.pose_net)
+POSE_NET = "posenet-photo"
+# model name → (Hub id, bundled folder name under the checkpoints folder)
+DEFAULTS: dict[str, tuple[str, str]] = {name: (f"{HUB_ORG}/{name}", name)
+                                        for name in ENGINES + (POSE_NET,)}
 _FILES = ["config.json", "model.safetensors", "README.md", "model.onnx", "training.json"]
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
@@ -91,13 +94,14 @@ def _offline() -> bool:
 class _Slot:
     lock: threading.Lock = field(default_factory=threading.Lock)
     source: Source | None = None
-    translator: object | None = None
+    model: object | None = None      # the loaded Translator or PoseNet
 
 
 class ModelRegistry:
-    """Resolves and loads each engine's generator once; safe to share between threads."""
+    """Resolves and loads each engine's generator (and the pose net) once; safe to share
+    between threads."""
 
-    def __init__(self, engines: tuple[str, ...] = ENGINES) -> None:
+    def __init__(self, engines: tuple[str, ...] = ENGINES + (POSE_NET,)) -> None:
         self._slots = {name: _Slot() for name in engines}
 
     @property
@@ -160,23 +164,32 @@ class ModelRegistry:
 
         Raises :class:`ModelUnavailable` when no weights exist anywhere or they cannot load.
         """
+        from loomis.inference import Translator   # torch: imported on first use
+        return self._load(engine, "generator", Translator.from_pretrained)
+
+    def pose_net(self):
+        """The shared :class:`~loomis.pose_net.PoseNet`, loaded on first use; raises
+        :class:`ModelUnavailable` like :meth:`translator`."""
+        from loomis.pose_net import PoseNet
+        return self._load(POSE_NET, "pose net", PoseNet.from_pretrained)
+
+    def _load(self, engine: str, what: str, load):
         source = self.resolve(engine)
         slot = self._slot(engine)
         with slot.lock:
-            if slot.translator is None:
+            if slot.model is None:
                 if source.folder is None:
                     raise ModelUnavailable(
-                        f"The {engine} generator is not available: {source.fallback_reason}. "
+                        f"The {engine} {what} is not available: {source.fallback_reason}. "
                         f"Train it (see README), put it under {checkpoints_dir()}, or point "
                         f"{env_var(engine)} at a Hub id or folder")
-                from loomis.inference import Translator   # torch: imported on first use
                 from loomis.nets import CheckpointError
                 try:
-                    slot.translator = Translator.from_pretrained(source.folder)
-                except (CheckpointError, OSError, ValueError, KeyError) as exc:
-                    raise ModelUnavailable(f"The {engine} generator at {source.folder} could "
+                    slot.model = load(source.folder)
+                except (CheckpointError, OSError, ValueError, KeyError, TypeError) as exc:
+                    raise ModelUnavailable(f"The {engine} {what} at {source.folder} could "
                                            f"not be loaded: {_short(exc)}") from exc
-            return slot.translator
+            return slot.model
 
     def info(self, engine: str) -> dict:
         """Source, config and model-card metrics of an engine, for the Models tab."""

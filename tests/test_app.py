@@ -104,16 +104,37 @@ def test_a_generators_lines_become_the_fitted_construction_over_the_photo():
     params = scene(1, 3)
     drawn = render_drawing(params)                  # a generator that draws perfectly
     photo = render_photo(params)
-    out = app.LoomisApp._fitted(drawn, photo, "faded", None, "omit")
+    loomis_app = app.LoomisApp()
+    out = loomis_app._fitted(drawn, photo, "faded", None, "omit")
     rgb = np.asarray(out).astype(int)
     red = (rgb[..., 0] - rgb[..., 1] > 80)          # the engine's red ink over photos
     lines = Image.fromarray(np.where(red, 0, 255).astype(np.uint8))
     assert out.size == photo.size and line_scores(lines, drawn)["f1"] > 0.8
-    on_paper = app.LoomisApp._fitted(drawn, photo, "paper", None, "dashed")
+    on_paper = loomis_app._fitted(drawn, photo, "paper", None, "dashed")
     assert (np.asarray(on_paper.convert("L")) > 240).mean() > 0.8
     # the page says for every engine whether it ticks the fit
     assert set(app.FIT_BY_DEFAULT) == set(app.PHOTO_ENGINES)
     assert app.FIT_BY_DEFAULT["pix2pix"] and not app.FIT_BY_DEFAULT["CycleGAN"]
+
+
+def test_the_fit_starts_from_the_pose_net_where_one_is_found(bundled, tmp_path, monkeypatch):
+    """No pose net anywhere: the fit searches its grid (no hint). A pose net in the
+    checkpoints folder: its reading of the photo is the hint, and the Models tab lists it."""
+    import app
+    from loomis.pose_net import PoseNet
+    from loomis.registry import POSE_NET
+    from loomis.synthetic import render_photo, scene
+
+    photo = render_photo(scene(1, 3), 96)
+    assert app.LoomisApp().pose_hint(photo) is None
+    root = tmp_path / "with_pose_net"
+    PoseNet(32, (4, 8)).save_pretrained(root / POSE_NET)
+    monkeypatch.setenv("LOOMIS_CHECKPOINTS", str(root))
+    loomis_app = app.LoomisApp()
+    hint = loomis_app.pose_hint(photo)
+    assert len(hint) == 3 and all(np.isfinite(hint))
+    assert hint == loomis_app.registry.pose_net().predict(photo)
+    assert f"### {POSE_NET}" in loomis_app.models_report()
 
 
 @pytest.mark.parametrize("model", ["pix2pix", "CycleGAN"])
@@ -158,7 +179,9 @@ def test_models_tab_says_bundled_and_why(server):
     report = client.predict(api_name="/models")
     for name in ENGINES:
         assert f"### {name}" in report
-    assert report.count("bundled copy") == 4 and "HF_HUB_OFFLINE=1" in report
+    assert report.count("**Source:** bundled copy") == 4 and "HF_HUB_OFFLINE=1" in report
+    # no pose net in this folder: listed as unavailable (the fit then searches its grid)
+    assert "### posenet-photo\n\n**Source:** unavailable" in report
     assert "arch=unet_32" in report
 
 

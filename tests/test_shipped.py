@@ -21,11 +21,14 @@ from safetensors import safe_open
 from loomis.inference import Translator
 from loomis.model_card import read_training_record
 from loomis.nets import Generator
+from loomis.pose_net import PoseNet
+from loomis.registry import POSE_NET
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKPOINTS = Path(os.environ.get("LOOMIS_CHECKPOINTS") or ROOT / "checkpoints")
 EXPECTED = ("pix2pix-photo2drawing", "pix2pix-drawing2photo",
             "cyclegan-photo2drawing", "cyclegan-drawing2photo")
+POSE_NET_FOLDER = CHECKPOINTS / POSE_NET
 BUDGET_BYTES = 40_000_000
 BATCH = 6                # held-out scenes the guard scores on
 F1_MARGIN = 0.05         # photo → drawing: trained F1 at least this much above untrained
@@ -140,11 +143,31 @@ def test_the_construction_fit_draws_held_out_heads_better_than_the_pix2pix_drawi
     if not folder.is_dir():
         pytest.skip("no shipped pix2pix photo → drawing generator")
     tr = Translator.from_pretrained(folder, runtime="torch")
-    fitted = quality.Method("fitted", "photo", "drawing", "test", quality.FittedMethod(tr))
+    pose_net = PoseNet.from_pretrained(CHECKPOINTS / POSE_NET) if POSE_NET_FOLDER.is_dir() else None
+    fitted = quality.Method("fitted", "photo", "drawing", "test",
+                            quality.FittedMethod(tr, pose_net))
     raw = quality.Method("raw", "photo", "drawing", "test", tr)
     scores = {m.name: quality.evaluate(m, batch)["result"] for m in (raw, fitted)}
     assert scores["fitted"]["f1"] >= scores["raw"]["f1"] + 0.05, scores
     assert scores["fitted"]["pose_mae"]["all"]["yaw"] < 10.0
+
+
+def test_the_shipped_pose_net_reads_held_out_poses_within_a_few_degrees():
+    """The pose net is the construction fit's starting point in the app: a complete Hub
+    folder, its card showing how it was trained, and on held-out scenes a few degrees off
+    (docs/quality.json's pose-net row measures all 120)."""
+    assert POSE_NET_FOLDER.is_dir(), f"{CHECKPOINTS} ships no {POSE_NET} folder"
+    for name in ("config.json", "model.safetensors", "README.md", "training.json"):
+        assert (POSE_NET_FOLDER / name).is_file(), f"{POSE_NET_FOLDER} lacks {name}"
+    record = json.loads((POSE_NET_FOLDER / "training.json").read_text())
+    assert record["command"] in (POSE_NET_FOLDER / "README.md").read_text()
+    net = PoseNet.from_pretrained(POSE_NET_FOLDER)
+    samples = quality.held_out_set(12, 256)
+    errors = np.array([np.subtract(net.predict(s.photo), (s.params.pose.yaw, s.params.pose.pitch,
+                                                          s.params.pose.roll))
+                       for s in samples])
+    mae = np.abs(errors).mean(0)
+    assert (mae < (6.0, 6.0, 4.0)).all(), f"pose net MAE yaw/pitch/roll {mae.round(2)}"
 
 
 # --------------------------------------------------------------------------- the benchmark
@@ -179,10 +202,15 @@ def test_update_cards_writes_measured_numbers_and_refuses_held_out_training(tmp_
     Generator(arch="unet_32", ngf=8, image_size=64).save_pretrained(folder)
     record = {"command": "python train/pix2pix.py --synthetic --seed 1", "data": "synthetic"}
     (folder / "training.json").write_text(json.dumps(record))
+    PoseNet(32, (4, 8)).save_pretrained(tmp_path / "ckpt" / POSE_NET)  # not a generator
     report = quality.run(2, 256, tmp_path / "ckpt", runtime="torch", log=lambda m: None)
     assert set(report["results"]) >= {"pix2pix-photo2drawing", "geometric engine",
                                       "untrained (pix2pix-photo2drawing config)",
-                                      "pix2pix-photo2drawing, construction fit"}
+                                      "pix2pix-photo2drawing, construction fit",
+                                      "pix2pix-photo2drawing, construction fit, grid search"}
+    assert not any(POSE_NET in name for name in report["results"])
+    assert report["pose_net"]["mae"]["all"]["n"] == 2
+    assert "| all |" in quality.pose_net_table(report["pose_net"])
     # the fitted construction knows its pose, so its row reports the pose error too
     fitted = report["results"]["pix2pix-photo2drawing, construction fit"]
     assert fitted["group"] == "ablation" and "pose_mae" in fitted and fitted["faces_found"] <= 2
