@@ -26,9 +26,10 @@ CANVAS = (512, 512)
 PHOTO_ENGINES = {"Geometric engine": None, "pix2pix": "pix2pix-photo2drawing",
                  "CycleGAN": "cyclegan-photo2drawing"}
 SKETCH_ENGINES = {"pix2pix": "pix2pix-drawing2photo", "CycleGAN": "cyclegan-drawing2photo"}
-#: Whether the page ticks "fit the 3D construction" for an engine: where the fit beat the
-#: generator's own drawing on benchmarks/quality.py (pix2pix 0.661 -> 0.721 line F1;
-#: CycleGAN 0.256 -> 0.240, its pose 36 degrees off: edge maps are no evidence of pose).
+#: Whether the page ticks "fit the 3D construction" for an engine: where the fit (started
+#: from the pose net) beat the generator's own drawing on benchmarks/quality.py (pix2pix
+#: 0.661 -> 0.785 line F1; CycleGAN 0.256 -> 0.212 even with the pose 2.6 degrees off:
+#: edge maps of hair and background mislead the construction's place and size).
 FIT_BY_DEFAULT = {"Geometric engine": True, "pix2pix": True, "CycleGAN": False}
 #: The sketch model used when none is chosen: the better of the two shipped in checkpoints/
 #: on benchmarks/quality.py's drawing → photo table (L1, PSNR and SSIM).
@@ -226,10 +227,11 @@ def build_app() -> gr.Blocks:
                         hidden = gr.Radio(HIDDEN, value="dashed", label="Hidden lines")
                         features = gr.Checkbox(False, label="Draw the face's features (geometric engine)")
                         fit = gr.Checkbox(True, label="Fit the 3D construction to the generator's lines",
-                                          info="Generators only; off: the raw drawing. Chosen "
-                                          "per engine: on for pix2pix (cleaner and closer to "
-                                          "the pose), off for CycleGAN (its edge maps "
-                                          "mislead the fit).")
+                                          info="Generators only; off: the raw drawing. The "
+                                          "pose comes from a pose net reading the photo, the "
+                                          "place and size from the lines. On for pix2pix "
+                                          "(cleaner, the angle right), off for CycleGAN (its "
+                                          "edge maps mislead the fit).")
                     draw_btn = gr.Button("Draw the construction", variant="primary", elem_id="draw-btn")
                 drawing = gr.Image(type="pil", format="png", label="Loomis drawing",
                                    buttons=["download"], interactive=False, elem_id="drawing-out")

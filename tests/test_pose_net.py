@@ -107,13 +107,21 @@ def test_training_resumes_exactly_and_exports_a_hub_folder(synth, tmp_path):
 
 
 def test_torchrun_two_processes_end_with_identical_weights(synth, tmp_path):
+    """Two processes stop together (--max-minutes 0, rank 0's clock), resume, and end with
+    the same weights."""
     run = tmp_path / "ddp"
-    res = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-         "--master_port", "29533", str(ROOT / "train" / "pose_net.py"), "--data", str(synth),
-         "--out", str(run), "--epochs", "2", *TINY], capture_output=True, text=True,
-        timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert res.returncode == 0, res.stderr[-3000:]
+
+    def torchrun(*extra: str) -> subprocess.CompletedProcess:
+        res = subprocess.run(
+            [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+             "--master_port", "29533", str(ROOT / "train" / "pose_net.py"), "--data",
+             str(synth), "--out", str(run), "--epochs", "2", *TINY, *extra],
+            capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert res.returncode == 0, res.stderr[-3000:]
+        return res
+
+    assert "stopped after epoch 1" in torchrun("--max-minutes", "0").stdout
+    assert "resumed after epoch 1" in torchrun("--resume").stdout
     record = json.loads((run / "pose_net" / "training.json").read_text())
     digests = record["rank_digests"]
     assert len(digests) == 2 and digests[0] == digests[1]

@@ -244,11 +244,14 @@ def main(argv: list[str] | None = None) -> int:
                                           "minutes": minutes_before + (time.time() - t0) / 60})
             print(f"epoch {epoch + 1}/{args.epochs} loss {loss.item():.4f} val MAE "
                   + " / ".join(f"{metrics[k]:.2f}" for k in HEADER.split(",")), flush=True)
-        out_of_time = args.max_minutes is not None and time.time() - t0 >= args.max_minutes * 60
-        if out_of_time and epoch + 1 < args.epochs:
+        out_of_time = torch.tensor(float(args.max_minutes is not None
+                                         and time.time() - t0 >= args.max_minutes * 60))
+        if world > 1:   # rank 0's clock decides for all, so no process waits alone
+            torch.distributed.broadcast(out_of_time, 0)
+        if out_of_time.item() and epoch + 1 < args.epochs:
             if rank == 0:
                 print(f"stopped after epoch {epoch + 1} (--max-minutes); --resume goes on")
-            return 0
+            return leave(world)
     digests = [weights_digest(net)]
     if world > 1:   # every process must end with the same weights; the record shows it
         digests = [None] * world
@@ -272,7 +275,14 @@ def main(argv: list[str] | None = None) -> int:
             api.upload_folder(folder_path=str(folder), repo_id=args.push_to_hub,
                               commit_message="Upload Loomis pose net")
             print(f"pushed to {args.push_to_hub}")
+    return leave(world)
+
+
+def leave(world: int) -> int:
+    """Exit status 0, after every process has arrived (rank 0 may still be writing): a
+    process that leaves gloo while another is inside a collective aborts it."""
     if world > 1:
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return 0
 
