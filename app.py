@@ -28,7 +28,7 @@ PHOTO_ENGINES = {"Geometric engine": None, "pix2pix": "pix2pix-photo2drawing",
 SKETCH_ENGINES = {"pix2pix": "pix2pix-drawing2photo", "CycleGAN": "cyclegan-drawing2photo"}
 #: Whether the page ticks "fit the 3D construction" for an engine: where the fit (started
 #: from the pose net) beat the generator's own drawing on benchmarks/quality.py (pix2pix
-#: 0.661 -> 0.785 line F1; CycleGAN 0.256 -> 0.212 even with the pose 2.6 degrees off:
+#: 0.661 -> 0.785 line F1; CycleGAN 0.256 -> 0.213 even with the pose 2.9 degrees off:
 #: edge maps of hair and background mislead the construction's place and size).
 FIT_BY_DEFAULT = {"Geometric engine": True, "pix2pix": True, "CycleGAN": False}
 #: The sketch model used when none is chosen: the better of the two shipped in checkpoints/
@@ -135,12 +135,12 @@ class LoomisApp:
         except ValueError as exc:
             raise gr.Error(str(exc)) from None
 
-    def pose_hint(self, photo: Image.Image) -> tuple[float, float, float] | None:
-        """The pose net's reading of the photo, where the construction fit starts; None
-        (the fit searches a grid instead, 7x slower) when no pose net is available."""
+    def pose_net(self):
+        """The shared pose net, or None (the fit then starts from the landmark pose or its
+        grid) when no copy is available."""
         from loomis.registry import ModelUnavailable
         try:
-            return self.registry.pose_net().predict(photo)
+            return self.registry.pose_net()
         except ModelUnavailable:
             return None
 
@@ -152,14 +152,14 @@ class LoomisApp:
 
         import numpy as np
 
-        from loomis.construction_fit import EmptyDrawingError, fit_construction
+        from loomis.construction_fit import EmptyDrawingError, fit_from_photo
         from loomis.engine import GRAPHITE, INK, make_background
         try:  # before the fit: a bad background is refused without a second's work
             base = Image.fromarray(make_background(np.asarray(photo.convert("RGB")), background))
         except ValueError as exc:
             raise gr.Error(str(exc)) from None
         try:
-            fitted = fit_construction(drawn, pose_hint=self.pose_hint(photo))
+            fitted = fit_from_photo(drawn, photo, self.pose_net(), self.estimator(False))
         except EmptyDrawingError:
             raise gr.Error("The generator drew too few lines to fit the construction to: "
                            "untick 'Fit the 3D construction' to see its drawing, or use the "

@@ -250,16 +250,14 @@ def untrained_like(generator: Generator, seed: int = 0) -> Generator:
 
 
 def shipped_folders(root: Path) -> list[Path]:
-    """Every generator folder under ``root`` (a sub-folder whose config.json names a
-    generator architecture; the pose net's folder is not one), sorted."""
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.iterdir() if (p / "config.json").is_file()
-                  and "arch" in json.loads((p / "config.json").read_text()))
+    """Every generator folder under ``root``, sorted (the pose net's is not one)."""
+    from loomis.registry import generator_folders
+    return generator_folders(root)
 
 
-def generator_methods(root: Path, runtime: str = "auto") -> list[Method]:
-    """Each shipped generator and, after it, its untrained twin."""
+def generator_methods(root: Path, runtime: str = "auto", estimator=None) -> list[Method]:
+    """Each shipped generator and, after it, its untrained twin. ``estimator`` (a
+    :class:`loomis.pose.PoseEstimator`) checks the pose net's hints as the app does."""
     from loomis.inference import Translator
     from loomis.pose_net import PoseNet
     from loomis.registry import POSE_NET
@@ -281,8 +279,8 @@ def generator_methods(root: Path, runtime: str = "auto") -> list[Method]:
                               lambda img, tr=tr: tr(img, mirror=False), None, info))
         if cfg.target_domain == DRAWING:  # its lines as evidence for the 3D construction
             out.append(Method(f"{folder.name}, construction fit", cfg.source_domain,
-                              cfg.target_domain, "ablation", FittedMethod(tr, pose_net),
-                              None, info))
+                              cfg.target_domain, "ablation",
+                              FittedMethod(tr, pose_net, estimator), None, info))
             if pose_net is not None:  # what the pose net's starting point adds
                 out.append(Method(f"{folder.name}, construction fit, grid search",
                                   cfg.source_domain, cfg.target_domain, "ablation",
@@ -335,20 +333,20 @@ class FittedMethod:
     draws it with "fit the construction"), remembering that pose. With a pose net the fit
     starts from its reading of the photo, as in the app; without, it searches a grid."""
 
-    def __init__(self, translator, pose_net=None) -> None:
+    def __init__(self, translator, pose_net=None, estimator=None) -> None:
         self.translator = translator
-        self.pose_net = pose_net
+        self.pose_net, self.estimator = pose_net, estimator
         self.last_pose: tuple[float, float, float] | None = None
         self.last_seconds = 0.0
 
     def __call__(self, photo: Image.Image) -> Image.Image:
-        from loomis.construction_fit import EmptyDrawingError, fit_construction
+        from loomis.construction_fit import EmptyDrawingError, fit_construction, fit_from_photo
 
         t = time.perf_counter()
         drawing = self.translator(photo)
         try:
-            hint = self.pose_net.predict(photo) if self.pose_net is not None else None
-            fit = fit_construction(drawing, pose_hint=hint)
+            fit = (fit_from_photo(drawing, photo, self.pose_net, self.estimator)
+                   if self.pose_net is not None else fit_construction(drawing))
         except EmptyDrawingError:
             self.last_pose, out = None, drawing
         else:
@@ -540,7 +538,7 @@ def run(n: int, size: int, checkpoints: Path, runtime: str = "auto", cache: Path
     methods = [Method(f"Canny {CANNY[0]}/{CANNY[1]} (baseline)", PHOTO, DRAWING, "baseline",
                       canny_drawing),
                Method("geometric engine", PHOTO, DRAWING, "engine", engine)]
-    methods += generator_methods(checkpoints, runtime)
+    methods += generator_methods(checkpoints, runtime, engine.estimator)
     if any(m.target == PHOTO for m in methods):
         methods += photo_references()
     examples = pick_examples(samples) if figure else []

@@ -141,9 +141,10 @@ def _generators(quick: bool):
                                                  image_size=size), size
     yield f"resnet_9blocks ngf64 @{size}²", Generator(arch="resnet_9blocks", norm="instance",
                                                        image_size=size), size
-    for folder in sorted((ROOT / "checkpoints").glob("*/config.json")):
-        g = Generator.from_pretrained(str(folder.parent))
-        yield f"shipped {folder.parent.name} @{g.config.image_size}²", g, g.config.image_size
+    from loomis.registry import generator_folders
+    for folder in generator_folders(ROOT / "checkpoints"):
+        g = Generator.from_pretrained(str(folder))
+        yield f"shipped {folder.name} @{g.config.image_size}²", g, g.config.image_size
 
 
 def bench_generators(quick: bool) -> list[dict]:

@@ -184,12 +184,14 @@ def render_model_card(folder: Path, report: dict | None = None) -> str:
              f'out = translate("input.png")  # a PIL image, the input\'s size',
              *(["# drawings are made from the photo and its mirror image, keeping the lines "
                 "of both;", 'one_pass = translate("input.png", mirror=False)', "",
-                "# the exact 3D construction in the pose the lines show (as the app draws it),",
-                "# searched from the pose net's reading of the photo",
-                "from loomis.construction_fit import fit_construction",
+                "# the exact 3D construction fitted to these lines, started from the pose",
+                "# net's reading of the photo (as the app draws it)",
+                "from loomis.construction_fit import fit_from_photo",
+                "from loomis.pose import PoseEstimator",
                 "from loomis.pose_net import PoseNet",
-                'hint = PoseNet.from_pretrained("checkpoints/posenet-photo").predict("input.png")',
-                "fit = fit_construction(out, pose_hint=hint)  # fit.pose; fit.draw(): image"]
+                'pose_net = PoseNet.from_pretrained("checkpoints/posenet-photo")',
+                'fit = fit_from_photo(out, "input.png", pose_net, PoseEstimator())',
+                "# fit.pose: yaw, pitch, roll; fit.draw(): the construction as an image"]
                if target == "drawing" else []), "```", "",
              "Weights load strictly from `model.safetensors` (never pickle); `config.json` "
              "rebuilds the network.", "",

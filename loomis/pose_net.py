@@ -35,10 +35,13 @@ from .imageio import ImageLike, load_image, to_tensor
 from .inference import pad_to_square
 from .nets import WEIGHTS_NAME, load_weights, weights_file
 
-__all__ = ["PoseNetConfig", "PoseNet", "MIRROR_SIGNS"]
+__all__ = ["PoseNetConfig", "PoseNet", "MIRROR_SIGNS", "photo_pose_hints"]
 
 #: yaw, pitch and roll of a mirrored photo are (-yaw, pitch, -roll)
 MIRROR_SIGNS = (-1.0, 1.0, -1.0)
+#: degrees of yaw or roll between the pose net and the landmark model beyond which both
+#: start a fit (see photo_pose_hints)
+MAX_DISAGREEMENT = 25.0
 
 
 @dataclass(frozen=True)
@@ -140,3 +143,34 @@ class PoseNet(nn.Module, PyTorchModelHubMixin, library_name="loomis",
                                local_files_only=local_files_only)
         load_weights(model, weights, strict=strict)
         return model.to(map_location).float().eval()
+
+
+def photo_pose_hints(photo: ImageLike, pose_net: PoseNet | None, estimator=None,
+                     max_disagreement: float = MAX_DISAGREEMENT
+                     ) -> list[tuple[float, float, float]]:
+    """Where the construction fit should start for a drawing made from ``photo``: the pose
+    net's reading; and the landmark pose (camera frame) too when the landmark model
+    (``estimator``, a :class:`loomis.pose.PoseEstimator`) finds a face whose yaw or roll
+    differs from the reading by more than ``max_disagreement`` degrees, or alone when there
+    is no pose net. Empty when neither gives a pose.
+
+    Why two: the pose net has seen only synthetic heads. On a real photo it can be far off
+    (the astronaut test photo, a near-frontal face, reads 42 degrees of yaw), while the
+    landmark model was trained on real faces; but on synthetic profiles it is the landmark
+    model that is off (it reads large yaws short: on 185 synthetic faces it found, the two
+    differed by more than 25 degrees twice, both profiles where the pose net was right).
+    Neither can be trusted over the other, so when they disagree the drawing's lines
+    decide (:func:`loomis.construction_fit.fit_from_photo`). Pitch is not compared: the
+    landmark model reads synthetic heads' pitch at about 0.6x.
+    """
+    reading = pose_net.predict(photo) if pose_net is not None else None
+    faces = estimator.estimate(photo) if estimator is not None else []
+    if not faces:
+        return [reading] if reading is not None else []
+    head = faces[0].head
+    landmark = (float(head.yaw), float(head.pitch), float(head.roll))
+    if reading is None:
+        return [landmark]
+    if max(abs(reading[0] - landmark[0]), abs(reading[2] - landmark[2])) > max_disagreement:
+        return [reading, landmark]
+    return [reading]

@@ -55,6 +55,15 @@ def checkpoints_dir() -> Path:
     return Path(os.environ.get("LOOMIS_CHECKPOINTS") or Path(__file__).resolve().parent.parent / "checkpoints")
 
 
+def generator_folders(root: Path) -> list[Path]:
+    """The generator folders under ``root`` (sub-folders whose config.json names a generator
+    architecture; the pose net's folder beside them is not one), sorted."""
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if (p / "config.json").is_file()
+                  and "arch" in json.loads((p / "config.json").read_text()))
+
+
 @dataclass
 class Source:
     """Where an engine's weights were found: the Hub (id + commit) or a local folder."""

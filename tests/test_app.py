@@ -118,22 +118,21 @@ def test_a_generators_lines_become_the_fitted_construction_over_the_photo():
 
 
 def test_the_fit_starts_from_the_pose_net_where_one_is_found(bundled, tmp_path, monkeypatch):
-    """No pose net anywhere: the fit searches its grid (no hint). A pose net in the
-    checkpoints folder: its reading of the photo is the hint, and the Models tab lists it."""
+    """No pose net anywhere: the app has none to give the fit (which then starts from the
+    landmark pose or its grid). A pose net in the checkpoints folder: the app loads it
+    once, and the Models tab lists it."""
     import app
     from loomis.pose_net import PoseNet
     from loomis.registry import POSE_NET
-    from loomis.synthetic import render_photo, scene
 
-    photo = render_photo(scene(1, 3), 96)
-    assert app.LoomisApp().pose_hint(photo) is None
+    assert app.LoomisApp().pose_net() is None
     root = tmp_path / "with_pose_net"
     PoseNet(32, (4, 8)).save_pretrained(root / POSE_NET)
     monkeypatch.setenv("LOOMIS_CHECKPOINTS", str(root))
     loomis_app = app.LoomisApp()
-    hint = loomis_app.pose_hint(photo)
-    assert len(hint) == 3 and all(np.isfinite(hint))
-    assert hint == loomis_app.registry.pose_net().predict(photo)
+    net = loomis_app.pose_net()
+    assert isinstance(net, PoseNet) and net.config.channels == (4, 8)
+    assert loomis_app.pose_net() is net
     assert f"### {POSE_NET}" in loomis_app.models_report()
 
 

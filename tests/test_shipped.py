@@ -21,6 +21,7 @@ from safetensors import safe_open
 from loomis.inference import Translator
 from loomis.model_card import read_training_record
 from loomis.nets import Generator
+from loomis.pose import PoseEstimator
 from loomis.pose_net import PoseNet
 from loomis.registry import POSE_NET
 
@@ -145,7 +146,7 @@ def test_the_construction_fit_draws_held_out_heads_better_than_the_pix2pix_drawi
     tr = Translator.from_pretrained(folder, runtime="torch")
     pose_net = PoseNet.from_pretrained(CHECKPOINTS / POSE_NET) if POSE_NET_FOLDER.is_dir() else None
     fitted = quality.Method("fitted", "photo", "drawing", "test",
-                            quality.FittedMethod(tr, pose_net))
+                            quality.FittedMethod(tr, pose_net, PoseEstimator()))
     raw = quality.Method("raw", "photo", "drawing", "test", tr)
     scores = {m.name: quality.evaluate(m, batch)["result"] for m in (raw, fitted)}
     assert scores["fitted"]["f1"] >= scores["raw"]["f1"] + 0.05, scores
