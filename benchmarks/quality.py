@@ -255,14 +255,21 @@ def shipped_folders(root: Path) -> list[Path]:
     return generator_folders(root)
 
 
-def generator_methods(root: Path, runtime: str = "auto", estimator=None) -> list[Method]:
-    """Each shipped generator and, after it, its untrained twin. ``estimator`` (a
-    :class:`loomis.pose.PoseEstimator`) checks the pose net's hints as the app does."""
-    from loomis.inference import Translator
+def shipped_pose_net(root: Path):
+    """The pose net shipped under ``root``, or None."""
     from loomis.pose_net import PoseNet
     from loomis.registry import POSE_NET
 
-    pose_net = PoseNet.from_pretrained(root / POSE_NET) if (root / POSE_NET).is_dir() else None
+    return PoseNet.from_pretrained(root / POSE_NET) if (root / POSE_NET).is_dir() else None
+
+
+def generator_methods(root: Path, runtime: str = "auto", estimator=None,
+                      pose_net=None) -> list[Method]:
+    """Each shipped generator and, after it, its untrained twin. Drawing makers also get
+    the construction fit from ``pose_net``'s hints, checked by ``estimator`` (a
+    :class:`loomis.pose.PoseEstimator`) as the app does, and from the grid alone."""
+    from loomis.inference import Translator
+
     out = []
     for folder in shipped_folders(root):
         tr = Translator.from_pretrained(folder, runtime=runtime)
@@ -538,7 +545,8 @@ def run(n: int, size: int, checkpoints: Path, runtime: str = "auto", cache: Path
     methods = [Method(f"Canny {CANNY[0]}/{CANNY[1]} (baseline)", PHOTO, DRAWING, "baseline",
                       canny_drawing),
                Method("geometric engine", PHOTO, DRAWING, "engine", engine)]
-    methods += generator_methods(checkpoints, runtime, engine.estimator)
+    pose_net = shipped_pose_net(checkpoints)
+    methods += generator_methods(checkpoints, runtime, engine.estimator, pose_net)
     if any(m.target == PHOTO for m in methods):
         methods += photo_references()
     examples = pick_examples(samples) if figure else []
@@ -552,25 +560,18 @@ def run(n: int, size: int, checkpoints: Path, runtime: str = "auto", cache: Path
     if figure:
         sample_figure(samples, examples, methods, outputs, figure)
         log(f"figure: {figure}")
-    pose_net = pose_net_errors(checkpoints, samples)
-    if pose_net:
-        log(f"  pose net: {pose_net['median_ms']:.1f} ms a photo")
+    pose_net_report = pose_net_errors(pose_net, samples) if pose_net is not None else None
+    if pose_net_report:
+        log(f"  pose net: {pose_net_report['median_ms']:.1f} ms a photo")
     settings = {"seed": HELD_OUT_SEED, "n": n, "size": size, "tolerance_px": 2.0,
                 "canny": list(CANNY), "checkpoints": str(checkpoints), "runtime": runtime,
                 "command": f"python benchmarks/quality.py --n {n} --size {size}"}
-    return {"settings": settings, "results": results, "pose_net": pose_net}
+    return {"settings": settings, "results": results, "pose_net": pose_net_report}
 
 
-def pose_net_errors(checkpoints: Path, samples: list[Sample]) -> dict | None:
-    """The shipped pose net's mean absolute error per angle (against each scene's camera-
-    frame pose, what the construction fit takes) per pose bucket, and its median time;
-    None when no pose net ships."""
-    from loomis.pose_net import PoseNet
-    from loomis.registry import POSE_NET
-
-    if not (checkpoints / POSE_NET).is_dir():
-        return None
-    net = PoseNet.from_pretrained(checkpoints / POSE_NET)
+def pose_net_errors(net, samples: list[Sample]) -> dict:
+    """A pose net's mean absolute error per angle (against each scene's camera-frame pose,
+    what the construction fit takes) per pose bucket, and its median time."""
     errors: dict[str, list] = {"all": []}
     times = []
     for s in samples:

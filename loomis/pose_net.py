@@ -23,8 +23,7 @@ generators (``PoseNet.from_pretrained``).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 from huggingface_hub import PyTorchModelHubMixin
@@ -33,7 +32,7 @@ from torch import nn
 
 from .imageio import ImageLike, load_image, to_tensor
 from .inference import pad_to_square
-from .nets import WEIGHTS_NAME, load_weights, weights_file
+from .nets import load_weights, weights_file
 
 __all__ = ["PoseNetConfig", "PoseNet", "MIRROR_SIGNS", "photo_pose_hints"]
 
@@ -122,16 +121,6 @@ class PoseNet(nn.Module, PyTorchModelHubMixin, library_name="loomis",
         return tuple(float(v) for v in out.cpu())
 
     # -- Hub: strict, safetensors only (as loomis.nets.Generator) ---------------------
-    def _save_pretrained(self, save_directory: Path) -> None:
-        from safetensors.torch import save_file
-        state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
-        save_file(state, str(Path(save_directory) / WEIGHTS_NAME))
-
-    def save_pretrained(self, save_directory, **kwargs):
-        kwargs.setdefault("config", {k: list(v) if isinstance(v, tuple) else v
-                                     for k, v in asdict(self.config).items()})
-        return super().save_pretrained(save_directory, **kwargs)
-
     @classmethod
     def _from_pretrained(cls, *, model_id: str, revision: str | None, cache_dir,
                          force_download: bool, local_files_only: bool, token,

@@ -144,7 +144,7 @@ def test_the_construction_fit_draws_held_out_heads_better_than_the_pix2pix_drawi
     if not folder.is_dir():
         pytest.skip("no shipped pix2pix photo → drawing generator")
     tr = Translator.from_pretrained(folder, runtime="torch")
-    pose_net = PoseNet.from_pretrained(CHECKPOINTS / POSE_NET) if POSE_NET_FOLDER.is_dir() else None
+    pose_net = quality.shipped_pose_net(CHECKPOINTS)
     fitted = quality.Method("fitted", "photo", "drawing", "test",
                             quality.FittedMethod(tr, pose_net, PoseEstimator()))
     raw = quality.Method("raw", "photo", "drawing", "test", tr)

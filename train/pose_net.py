@@ -37,6 +37,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _loop import weights_digest  # noqa: E402
+
 from loomis.checkpoint import load_state, save_state  # noqa: E402
 from loomis.pose_net import MIRROR_SIGNS, PoseNet, PoseNetConfig  # noqa: E402
 from loomis.registry import HUB_ORG, POSE_NET  # noqa: E402
@@ -110,14 +112,6 @@ def dataset_command(folder: str) -> str:
     return (f"python train/make_dataset.py synthetic --out {folder} --n {info['n']} "
             f"--size {info['size']} --seed {info['seed']} --val-frac {info['val_frac']} "
             f"--test-frac {info['test_frac']}")
-
-
-def weights_digest(net: PoseNet) -> str:
-    import hashlib
-    h = hashlib.sha256()
-    for k, v in sorted(net.state_dict().items()):
-        h.update(k.encode() + v.detach().cpu().numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 def model_card(net: PoseNet, record: dict) -> str:
