@@ -104,7 +104,7 @@ def roofline_seconds(layers: list[tuple[int, int]], gflops: float, gbps: float) 
     bound by its arithmetic at the matmul limit or by its memory traffic at the measured
     bandwidth, whichever is slower. At batch 1 a U-Net's inner levels (4–8 M weights over
     1–16 px) are memory-bound, so the bound lies above the pure-arithmetic time (unet_256
-    here: 50.7 against 46.9 ms, docs/speed.json)."""
+    here: 43.4 against 40.2 ms, docs/speed.json)."""
     return sum(max(f / (gflops * 1e9), b / (gbps * 1e9)) for f, b in layers)
 
 
@@ -199,33 +199,106 @@ def bench_generators(quick: bool) -> list[dict]:
 
 
 def bench_training(quick: bool) -> list[dict]:
-    """Training steps; pix2pix's plain step (per-parameter Adam, torch's native transposed
-    convolutions) and fast step (fused Adam, matmul upsampling at 1–16 px) are timed in
-    alternation so that their ratio is fair on a noisy machine."""
+    """Training steps. pix2pix's plain step (per-parameter Adam, torch's native transposed
+    convolutions, glibc's own malloc thresholds), its fast step (fused Adam, matmul
+    upsampling at 1–16 px, freed memory kept: ``loomis.memory``, what the training scripts
+    run) and the fast step without the memory setting each run in a process of their own,
+    as a training job would (the allocator setting is process-wide, and in one shared
+    process each model's allocations change the others' page faults), and are timed in
+    alternation so that their ratios are fair on a noisy machine."""
     from loomis.models import CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig
 
     size = 64 if quick else 256
     arch = "unet_64" if quick else "unet_256"
     repeats = 2 if quick else 7
     a, b = torch.rand(1, 3, size, size) * 2 - 1, torch.rand(1, 3, size, size) * 2 - 1
-    models = {fast: Pix2Pix(Pix2PixConfig(arch=arch, image_size=size, fused_adam=fast,
-                                          matmul_upsampling=fast), device="cpu")
-              for fast in (False, True)}
-    flops = step_flops(lambda: models[False].step(a, b))
-    med = alternating_medians({fast: (lambda m=model: m.step(a, b))
-                               for fast, model in models.items()}, repeats)
-    plain, fast = med[False], med[True]
+    flops = step_flops(lambda: Pix2Pix(Pix2PixConfig(arch=arch, image_size=size,
+                                                     fused_adam=False, matmul_upsampling=False),
+                                       device="cpu").step(a, b))
+
+    def spec(fast: bool, retain_memory: bool) -> dict:
+        return {"config": {"arch": arch, "image_size": size, "fused_adam": fast,
+                           "matmul_upsampling": fast}, "retain_memory": retain_memory}
+
+    med = StepWorkers({"plain": spec(False, False), "fast, glibc": spec(True, False),
+                       "fast": spec(True, True)}, size).alternating_medians(repeats)
+    plain = med["plain"][0]
     label = f"pix2pix step ({arch} + PatchGAN, batch 1, {size}²)"
-    rows = [{"what": f"{label}, plain eager", "ms": plain * 1e3, "per_s": 1 / plain,
-             "gflops": flops / plain / 1e9},
-            {"what": f"{label}, fast (fused Adam, matmul upsampling)", "ms": fast * 1e3, "per_s": 1 / fast,
-             "gflops": flops / fast / 1e9, "speedup": plain / fast}]
+    whats = {"plain": f"{label}, plain eager",
+             "fast, glibc": f"{label}, fused Adam + matmul upsampling, glibc's own malloc thresholds",
+             "fast": f"{label}, fast (fused Adam, matmul upsampling, freed memory kept)"}
+    rows = []
+    for name, (t, faults) in med.items():
+        row = {"what": whats[name], "ms": t * 1e3, "per_s": 1 / t, "gflops": flops / t / 1e9,
+               "page_faults": faults}
+        rows.append(row if name == "plain" else row | {"speedup": plain / t})
     cyc = CycleGAN(CycleGANConfig(image_size=size), device="cpu")
     flops = step_flops(lambda: cyc.step(a, b))
     t = median_time(lambda: cyc.step(a, b), repeats)
     rows.append({"what": f"CycleGAN step (resnet_9blocks ×2 + PatchGAN ×2, batch 1, {size}²)",
                  "ms": t * 1e3, "per_s": 1 / t, "gflops": flops / t / 1e9})
     return rows
+
+
+def _step_worker(conn, config: dict, retain_memory: bool, size: int, threads: int) -> None:
+    """A spawned process holding one pix2pix model: steps it on request and answers with
+    the step's wall time and page faults, measured inside the process (no pipe latency)."""
+    from loomis.memory import page_faults, retain_freed_memory
+    from loomis.models import Pix2Pix, Pix2PixConfig
+
+    torch.set_num_threads(threads)
+    if retain_memory:
+        retain_freed_memory()
+    model = Pix2Pix(Pix2PixConfig(**config), device="cpu")
+    gen = torch.Generator().manual_seed(0)
+    a, b = (torch.rand(1, 3, size, size, generator=gen) * 2 - 1 for _ in range(2))
+    conn.send("ready")
+    while conn.recv():
+        faults, t = page_faults(), time.perf_counter()
+        model.step(a, b)
+        conn.send((time.perf_counter() - t, page_faults() - faults))
+
+
+class StepWorkers:
+    """One process per contender (``{name: {"config": Pix2PixConfig fields,
+    "retain_memory": bool}}``), stepped in turn: process-wide settings such as the
+    allocator's stay apart while the machine's drift falls on both sides of a ratio."""
+
+    def __init__(self, specs: dict, size: int) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        self.conns, self.procs = {}, []
+        for name, spec in specs.items():
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_step_worker, daemon=True,
+                               args=(child, spec["config"], spec["retain_memory"], size,
+                                     torch.get_num_threads()))
+            proc.start()
+            self.conns[name], self.procs = parent, self.procs + [proc]
+        for conn in self.conns.values():
+            if conn.recv() != "ready":
+                raise RuntimeError("a step worker failed to start")
+
+    def alternating_medians(self, repeats: int, warmup: int = 2) -> dict:
+        """``{name: (median seconds, median page faults)}`` per step, after ``warmup``
+        untimed rounds; the workers are closed afterwards."""
+        results: dict = {name: [] for name in self.conns}
+        try:
+            for i in range(warmup + repeats):
+                for name, conn in self.conns.items():
+                    time.sleep(0.05)  # let the other process's threads stop spinning
+                    conn.send(True)
+                    seconds, faults = conn.recv()
+                    if i >= warmup:
+                        results[name].append((seconds, faults))
+        finally:
+            for conn in self.conns.values():
+                conn.send(False)
+            for proc in self.procs:
+                proc.join(timeout=30)
+        return {name: (statistics.median(s for s, _ in r), statistics.median(f for _, f in r))
+                for name, r in results.items()}
 
 
 def step_flops(step: Callable[[], object]) -> int:
@@ -328,7 +401,7 @@ def markdown(rows: list[dict]) -> str:
     cols = [("ms", "median ms", ".1f"), ("gflops", "GFLOP/s", ".1f"), ("gbps", "GB/s", ".1f"),
             ("of_limit", "% of matmul limit", ".0f"), ("roofline_ms", "roofline ms", ".1f"),
             ("of_roofline", "% of roofline", ".0f"), ("per_s", "per second", ".1f"),
-            ("speedup", "speed-up vs eager", ".2f")]
+            ("page_faults", "page faults", ".0f"), ("speedup", "speed-up vs eager", ".2f")]
     lines = ["| measurement | " + " | ".join(c[1] for c in cols) + " |",
              "|---|" + "---:|" * len(cols)]
     for r in rows:
@@ -366,7 +439,8 @@ def run_sections(names: list[str], quick: bool) -> tuple[list[dict], list[str], 
     return rows, failed, limit
 
 
-NUMBERS = ("ms", "gflops", "gbps", "of_limit", "roofline_ms", "of_roofline", "per_s", "speedup")
+NUMBERS = ("ms", "gflops", "gbps", "of_limit", "roofline_ms", "of_roofline", "per_s", "speedup",
+           "page_faults")
 
 
 def median_rows(runs: list[list[dict]]) -> list[dict]:

@@ -5,6 +5,7 @@ written here. Subprocesses are real runs (signals, torchrun, the offline Hub cac
 """
 import json
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -143,9 +144,14 @@ def _wait_rows(proc, run: Path, n: int) -> None:
 
 def test_kill_and_sigterm_then_resume_equal_an_uninterrupted_run(data, tmp_path):
     args = ["--data", data, *P2P, "--epochs", "2", "--epochs-decay", "2", "--max-steps", "14"]
-    _run("pix2pix", *args, "--out", tmp_path / "ref")
+    res = _run("pix2pix", *args, "--out", tmp_path / "ref")
     reference = _losses(tmp_path / "ref")
     assert len(reference) == 15
+    if platform.libc_ver()[0] == "glibc":
+        assert "(freed memory kept)" in res.stdout
+    # the allocator setting is not maths: the same losses with glibc's own thresholds
+    _run("pix2pix", *args, "--out", tmp_path / "plain", "--no-retain-freed-memory")
+    assert _losses(tmp_path / "plain") == reference
 
     # SIGKILL mid-epoch: resume from the last checkpoint (saved every step)
     run = tmp_path / "killed"
