@@ -14,8 +14,10 @@ endpoint. Timings are medians of repeated runs; compare ratios taken in the same
 ``--quick`` shrinks sizes and repeats so CI can check that every section still runs (no
 timing is asserted).
 ``--runs N`` repeats the whole benchmark N times and reports, per measurement, the median
-over the runs (each run's share of the matmul limit is taken against that run's own
-limit) with the range of every speed-up: one run's ratio can be off by a third here.
+over the runs with the range of every speed-up: one run's ratio can be off by a third here.
+A share of the matmul limit is taken against the limit timed among the row's own
+contenders (the machine's speed drifts by up to 1.5× between sections); the matmul
+section's own figure heads the table.
 
 Achieved GFLOP/s counts the multiply-adds of direct convolution. Where a graph does less
 arithmetic for the same result (Winograd 3×3 convolutions in ONNX Runtime), that effective
@@ -104,7 +106,7 @@ def roofline_seconds(layers: list[tuple[int, int]], gflops: float, gbps: float) 
     bound by its arithmetic at the matmul limit or by its memory traffic at the measured
     bandwidth, whichever is slower. At batch 1 a U-Net's inner levels (4–8 M weights over
     1–16 px) are memory-bound, so the bound lies above the pure-arithmetic time (unet_256
-    here: 43.4 against 40.2 ms, docs/speed.json)."""
+    here: 46.4 against 42.6 ms, docs/speed.json)."""
     return sum(max(f / (gflops * 1e9), b / (gbps * 1e9)) for f, b in layers)
 
 
@@ -115,13 +117,10 @@ def bench_matmul(quick: bool) -> list[dict]:
     """The two hardware limits: float32 matmul GFLOP/s and memory read bandwidth. The
     bandwidth is read from a buffer larger than the largest generator's weights (218 MB
     for unet_256), so that caches help it no more than they help a forward pass."""
-    n = 512 if quick else 2048
-    a = np.random.rand(n, n).astype(np.float32)
-    b = np.random.rand(n, n).astype(np.float32)
-    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-    med = alternating_medians({"numpy": lambda: a @ b, "torch": lambda: ta @ tb}, 3 if quick else 7)
+    fns, flops = matmul_contenders(quick)
+    n = round((flops / 2) ** (1 / 3))
+    med = alternating_medians(fns, 3 if quick else 7)
     t_np, t_torch = med["numpy"], med["torch"]
-    flops = 2 * n ** 3
     buf = torch.ones((4 if quick else 64) * 2 ** 20)  # 16 or 256 MB
     t_read = median_time(lambda: buf.sum(), 3 if quick else 9)
     return [
@@ -133,63 +132,107 @@ def bench_matmul(quick: bool) -> list[dict]:
     ]
 
 
-def _generators(quick: bool):
-    from loomis.nets import Generator
+def matmul_contenders(quick: bool) -> tuple[dict[str, Callable[[], object]], int]:
+    """The float32 square matmul of numpy and of torch (2048², 512² quick), and its flops."""
+    n = 512 if quick else 2048
+    a = np.random.rand(n, n).astype(np.float32)
+    b = np.random.rand(n, n).astype(np.float32)
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    return {"numpy": lambda: a @ b, "torch": lambda: ta @ tb}, 2 * n ** 3
 
+
+def interleaved_limit(quick: bool) -> tuple[Callable[[], object], int]:
+    """The faster library's matmul, to be timed among a network's contenders: this
+    machine's speed drifts by up to 1.5× between sections, so a share of the limit is fair
+    only against a limit measured in the same moments."""
+    fns, flops = matmul_contenders(quick)
+    fastest = min(fns, key=lambda name: median_time(fns[name], 2))
+    return fns[fastest], flops
+
+
+def _generators(quick: bool):
+    """``(name, how to build it, its side)``; each contender process builds its own copy."""
     size = 64 if quick else 256
-    yield f"unet_256 ngf64 @{size}²", Generator(arch="unet_256" if not quick else "unet_64",
-                                                 image_size=size), size
-    yield f"resnet_9blocks ngf64 @{size}²", Generator(arch="resnet_9blocks", norm="instance",
-                                                       image_size=size), size
+    yield (f"unet_256 ngf64 @{size}²",
+           {"arch": "unet_256" if not quick else "unet_64", "image_size": size}, size)
+    yield (f"resnet_9blocks ngf64 @{size}²",
+           {"arch": "resnet_9blocks", "norm": "instance", "image_size": size}, size)
+    from loomis.nets import Generator
     from loomis.registry import generator_folders
     for folder in generator_folders(ROOT / "checkpoints"):
         g = Generator.from_pretrained(str(folder))
-        yield f"shipped {folder.name} @{g.config.image_size}²", g, g.config.image_size
+        yield f"shipped {folder.name} @{g.config.image_size}²", {"folder": str(folder)}, g.config.image_size
+
+
+def _build_generator(source: dict):
+    from loomis.nets import Generator
+
+    if "folder" in source:
+        return Generator.from_pretrained(source["folder"]).eval()
+    torch.manual_seed(0)  # the same weights in every process (and one cached ONNX export)
+    return Generator(**source).eval()
+
+
+def make_inference(source: dict, runtime: str, mirror: bool = False) -> Callable[[], object]:
+    """One forward pass of a generator at batch 1: ``runtime`` "torch eager" (torch's own
+    kernels), "torch eager, matmul upsampling" (the project's eager path) or an
+    ONNX-style runtime through ``Translator.run`` (with the app's mirror pass if asked)."""
+    from loomis import inference
+    from loomis.nets import set_matmul_upsampling
+
+    g = _build_generator(source)
+    size = g.config.image_size
+    x = torch.rand(1, g.config.in_channels, size, size,
+                   generator=torch.Generator().manual_seed(0)) * 2 - 1
+    if runtime.startswith("torch eager"):
+        set_matmul_upsampling(g, runtime.endswith("matmul upsampling"))
+
+        def forward():
+            with torch.no_grad():
+                return g(x)
+        return forward
+    tr = inference.Translator(g, runtime=runtime)
+    return lambda: tr.run(x, mirror=mirror)
 
 
 def bench_generators(quick: bool) -> list[dict]:
     """Each generator through plain torch eager (torch's own kernels: the baseline every
     speed-up is against), the project's eager path where it differs (U-Nets: matmul
-    upsampling), and every faster runtime installed."""
-    import copy
+    upsampling), and every faster runtime installed, each in a process of its own: in one
+    process torch's and ONNX Runtime's thread pools spin after their calls and slow
+    whichever runs next."""
+    from functools import partial
 
     from loomis import inference
     from loomis.nets import set_matmul_upsampling
 
     rows = []
-    for name, g, size in _generators(quick):
-        g.eval()
-        x = torch.rand(1, 3, size, size) * 2 - 1
-        repeats = 2 if quick else 9
-        plain = copy.deepcopy(g)
+    limit_fn, limit_flops = interleaved_limit(quick)
+    runtimes = [r for r in inference.available_runtimes() if r != "torch"]
+    for name, source, size in _generators(quick):
+        plain = _build_generator(source)
         set_matmul_upsampling(plain, False)
+        x = torch.rand(1, plain.config.in_channels, size, size) * 2 - 1
         layers = conv_layers(plain, x)  # every conv module runs here (the matmul path skips hooks)
         flops = sum(f for f, _ in layers)
-
-        def eager(net, x=x):
-            with torch.no_grad():
-                return net(x)
-
-        fns = {"torch eager": lambda plain=plain: eager(plain)}
-        if g.config.arch.startswith("unet"):
-            fns["torch eager, matmul upsampling"] = lambda g=g: eager(g)
-        translators = {}
-        for runtime in inference.available_runtimes():
-            if runtime != "torch":
-                tr = translators[runtime] = inference.Translator(g, runtime=runtime)
-                fns[runtime] = lambda tr=tr, x=x: tr.run(x, mirror=False)
-        # what the app runs for a drawing: the image and its mirror, one batch of two (the
-        # same session: a second ONNX Runtime session's spinning threads would slow both)
-        fast = inference.available_runtimes()[0]
-        if name.startswith("shipped") and g.config.target_domain == "drawing":
-            tr = translators.get(fast) or inference.Translator(g, runtime=fast)
-            fns[f"{fast} + mirror pass"] = lambda tr=tr, x=x: tr.run(x, mirror=True)
-        med = alternating_medians(fns, repeats)
-        t = med["torch eager"]
-        for runtime, t_rt in med.items():
+        makers = {"torch eager": partial(make_inference, source, "torch eager")}
+        if plain.config.arch.startswith("unet"):
+            makers["torch eager, matmul upsampling"] = partial(
+                make_inference, source, "torch eager, matmul upsampling")
+        for runtime in runtimes:
+            makers[runtime] = partial(make_inference, source, runtime)
+        # what the app runs for a drawing: the image and its mirror, one batch of two
+        if name.startswith("shipped") and plain.config.target_domain == "drawing" and runtimes:
+            makers[f"{runtimes[0]} + mirror pass"] = partial(make_inference, source, runtimes[0],
+                                                             mirror=True)
+        med = ProcessContenders(makers).alternating_medians(2 if quick else 9,
+                                                            reference=limit_fn)
+        limit = limit_flops / med.pop("reference") / 1e9
+        t = med["torch eager"][0]
+        for runtime, (t_rt, _) in med.items():
             work = 2 if runtime.endswith("mirror pass") else 1
             row = {"what": f"{name} {runtime}", "ms": t_rt * 1e3,
-                   "gflops": work * flops / t_rt / 1e9}
+                   "gflops": work * flops / t_rt / 1e9, "limit_gflops": limit}
             if work == 1:   # roofline and speed-up compare one pass with one pass
                 row["layers"] = layers
                 if runtime != "torch eager":
@@ -206,6 +249,8 @@ def bench_training(quick: bool) -> list[dict]:
     as a training job would (the allocator setting is process-wide, and in one shared
     process each model's allocations change the others' page faults), and are timed in
     alternation so that their ratios are fair on a noisy machine."""
+    from functools import partial
+
     from loomis.models import CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig
 
     size = 64 if quick else 256
@@ -216,12 +261,15 @@ def bench_training(quick: bool) -> list[dict]:
                                                      fused_adam=False, matmul_upsampling=False),
                                        device="cpu").step(a, b))
 
-    def spec(fast: bool, retain_memory: bool) -> dict:
-        return {"config": {"arch": arch, "image_size": size, "fused_adam": fast,
-                           "matmul_upsampling": fast}, "retain_memory": retain_memory}
+    def step(fast: bool, retain_memory: bool):
+        return partial(make_step, {"arch": arch, "image_size": size, "fused_adam": fast,
+                                   "matmul_upsampling": fast}, retain_memory)
 
-    med = StepWorkers({"plain": spec(False, False), "fast, glibc": spec(True, False),
-                       "fast": spec(True, True)}, size).alternating_medians(repeats)
+    limit_fn, limit_flops = interleaved_limit(quick)
+    med = ProcessContenders({"plain": step(False, False), "fast, glibc": step(True, False),
+                             "fast": step(True, True)}).alternating_medians(repeats,
+                                                                            reference=limit_fn)
+    limit = limit_flops / med.pop("reference") / 1e9
     plain = med["plain"][0]
     label = f"pix2pix step ({arch} + PatchGAN, batch 1, {size}²)"
     whats = {"plain": f"{label}, plain eager",
@@ -230,75 +278,105 @@ def bench_training(quick: bool) -> list[dict]:
     rows = []
     for name, (t, faults) in med.items():
         row = {"what": whats[name], "ms": t * 1e3, "per_s": 1 / t, "gflops": flops / t / 1e9,
-               "page_faults": faults}
+               "page_faults": faults, "limit_gflops": limit}
         rows.append(row if name == "plain" else row | {"speedup": plain / t})
     cyc = CycleGAN(CycleGANConfig(image_size=size), device="cpu")
     flops = step_flops(lambda: cyc.step(a, b))
-    t = median_time(lambda: cyc.step(a, b), repeats)
+    med = alternating_medians({"step": lambda: cyc.step(a, b), "limit": limit_fn}, repeats)
+    t = med["step"]
     rows.append({"what": f"CycleGAN step (resnet_9blocks ×2 + PatchGAN ×2, batch 1, {size}²)",
-                 "ms": t * 1e3, "per_s": 1 / t, "gflops": flops / t / 1e9})
+                 "ms": t * 1e3, "per_s": 1 / t, "gflops": flops / t / 1e9,
+                 "limit_gflops": limit_flops / med["limit"] / 1e9})
     return rows
 
 
-def _step_worker(conn, config: dict, retain_memory: bool, size: int, threads: int) -> None:
-    """A spawned process holding one pix2pix model: steps it on request and answers with
-    the step's wall time and page faults, measured inside the process (no pipe latency)."""
-    from loomis.memory import page_faults, retain_freed_memory
+def make_step(config: dict, retain_memory: bool) -> Callable[[], object]:
+    """One pix2pix training step on a fixed batch; ``retain_memory`` first applies
+    :func:`loomis.memory.retain_freed_memory` to this process, as the training scripts do."""
+    from loomis.memory import retain_freed_memory
     from loomis.models import Pix2Pix, Pix2PixConfig
 
-    torch.set_num_threads(threads)
     if retain_memory:
         retain_freed_memory()
     model = Pix2Pix(Pix2PixConfig(**config), device="cpu")
+    size = model.config.image_size
     gen = torch.Generator().manual_seed(0)
     a, b = (torch.rand(1, 3, size, size, generator=gen) * 2 - 1 for _ in range(2))
+    return lambda: model.step(a, b)
+
+
+def _contender_worker(conn, make: Callable[[], Callable[[], object]], threads: int) -> None:
+    """A spawned process: builds its contender with ``make()``, then runs it on request and
+    answers with the call's wall time and page faults, measured here (no pipe latency)."""
+    from loomis.memory import page_faults
+
+    torch.set_num_threads(threads)
+    fn = make()
     conn.send("ready")
     while conn.recv():
         faults, t = page_faults(), time.perf_counter()
-        model.step(a, b)
+        fn()
         conn.send((time.perf_counter() - t, page_faults() - faults))
 
 
-class StepWorkers:
-    """One process per contender (``{name: {"config": Pix2PixConfig fields,
-    "retain_memory": bool}}``), stepped in turn: process-wide settings such as the
-    allocator's stay apart while the machine's drift falls on both sides of a ratio."""
+class ProcessContenders:
+    """One process per contender (``{name: a picklable factory of the call to time}``),
+    called in turn: each runs as it would alone (a training job, an app with one runtime),
+    with its own allocator settings and thread pools, while the machine's drift falls on
+    both sides of a ratio."""
 
-    def __init__(self, specs: dict, size: int) -> None:
+    def __init__(self, makers: dict[str, Callable[[], Callable[[], object]]]) -> None:
         import multiprocessing as mp
 
         ctx = mp.get_context("spawn")
         self.conns, self.procs = {}, []
-        for name, spec in specs.items():
+        for name, make in makers.items():
             parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_step_worker, daemon=True,
-                               args=(child, spec["config"], spec["retain_memory"], size,
-                                     torch.get_num_threads()))
+            proc = ctx.Process(target=_contender_worker, daemon=True,
+                               args=(child, make, torch.get_num_threads()))
             proc.start()
+            child.close()  # a worker that dies then closes its pipe: recv() raises EOFError
             self.conns[name], self.procs = parent, self.procs + [proc]
-        for conn in self.conns.values():
-            if conn.recv() != "ready":
-                raise RuntimeError("a step worker failed to start")
+        for name, conn in self.conns.items():
+            try:
+                conn.recv()
+            except EOFError:
+                raise RuntimeError(f"the {name!r} contender failed to start (its error is "
+                                   "above)") from None
 
-    def alternating_medians(self, repeats: int, warmup: int = 2) -> dict:
-        """``{name: (median seconds, median page faults)}`` per step, after ``warmup``
-        untimed rounds; the workers are closed afterwards."""
+    def alternating_medians(self, repeats: int, warmup: int = 2,
+                            reference: Callable[[], object] | None = None) -> dict:
+        """``{name: (median seconds, median page faults)}`` per call, after ``warmup``
+        untimed rounds, and ``"reference"``: the median seconds of ``reference`` (the
+        matmul limit), timed here once a round; the workers are closed afterwards."""
         results: dict = {name: [] for name in self.conns}
+        ref_times = []
         try:
             for i in range(warmup + repeats):
+                if reference is not None:
+                    time.sleep(0.05)  # as before every contender's call
+                    t = time.perf_counter()
+                    reference()
+                    ref_times.append(time.perf_counter() - t)
                 for name, conn in self.conns.items():
-                    time.sleep(0.05)  # let the other process's threads stop spinning
+                    time.sleep(0.05)  # let the other processes' threads stop spinning
                     conn.send(True)
                     seconds, faults = conn.recv()
                     if i >= warmup:
                         results[name].append((seconds, faults))
         finally:
             for conn in self.conns.values():
-                conn.send(False)
+                try:
+                    conn.send(False)
+                except OSError:  # that worker has died already
+                    pass
             for proc in self.procs:
                 proc.join(timeout=30)
-        return {name: (statistics.median(s for s, _ in r), statistics.median(f for _, f in r))
-                for name, r in results.items()}
+        out = {name: (statistics.median(s for s, _ in r), statistics.median(f for _, f in r))
+               for name, r in results.items()}
+        if ref_times:
+            out["reference"] = statistics.median(ref_times[warmup:])
+        return out
 
 
 def step_flops(step: Callable[[], object]) -> int:
@@ -431,16 +509,17 @@ def run_sections(names: list[str], quick: bool) -> tuple[list[dict], list[str], 
     bandwidth = next((r["gbps"] for r in rows if "gbps" in r), None)
     for r in rows:
         layers = r.pop("layers", None)
-        if limit and "gflops" in r:
-            r["of_limit"] = 100 * r["gflops"] / limit
-        if limit and bandwidth and layers:
-            r["roofline_ms"] = 1e3 * roofline_seconds(layers, limit, bandwidth)
+        own = r.get("limit_gflops") or limit  # a limit timed among the row's contenders
+        if own and "gflops" in r:
+            r["of_limit"] = 100 * r["gflops"] / own
+        if own and bandwidth and layers:
+            r["roofline_ms"] = 1e3 * roofline_seconds(layers, own, bandwidth)
             r["of_roofline"] = 100 * r["roofline_ms"] / r["ms"]
     return rows, failed, limit
 
 
 NUMBERS = ("ms", "gflops", "gbps", "of_limit", "roofline_ms", "of_roofline", "per_s", "speedup",
-           "page_faults")
+           "page_faults", "limit_gflops")
 
 
 def median_rows(runs: list[list[dict]]) -> list[dict]:

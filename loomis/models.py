@@ -96,7 +96,7 @@ class TrainConfig:
     # Adam as one fused kernel per optimiser (same algorithm; float ops in another order).
     # At batch 1 the per-parameter Adam update of a 54M-parameter U-Net is a sizeable share
     # of a CPU step; with matmul_upsampling (and the training scripts' memory setting,
-    # loomis.memory) the step is 1.59× the plain one on 2 threads (benchmarks/run.py,
+    # loomis.memory) the step is 1.62× the plain one on 2 threads (benchmarks/run.py,
     # medians of 3 runs, each path in its own process).
     fused_adam: bool = True
     # The U-Net's transposed convolutions at 1–16 px as matmul + col2im on CPU (same sums in

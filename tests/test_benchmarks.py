@@ -35,6 +35,9 @@ def test_quick_benchmark_runs_every_section(tmp_path):
     assert sum(row["what"].endswith("+ mirror pass") for row in generators) == 2
     training = [row for row in report["rows"] if row["section"] == "training"]
     assert training and all(row["gflops"] > 0 and row["of_limit"] > 0 for row in training)
+    # pix2pix: plain, fast without and with the memory setting, each in its own process
+    steps = [row for row in training if row["what"].startswith("pix2pix step")]
+    assert len(steps) == 3 and all(row["page_faults"] >= 0 for row in steps)
     assert "| measurement |" in proc.stdout
 
 
@@ -105,3 +108,17 @@ def test_every_script_starts_from_a_clone_as_the_readme_runs_it(script):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "usage:" in proc.stdout
+
+
+def test_a_share_of_the_limit_uses_the_limit_timed_among_its_contenders(bench, monkeypatch):
+    # the matmul section ran at 200 GFLOP/s; the row's own contenders saw the matmul at 100
+    monkeypatch.setattr(bench, "SECTIONS", {
+        "matmul": lambda quick: [{"what": "matmul", "gflops": 200.0}],
+        "generators": lambda quick: [{"what": "net", "ms": 10.0, "gflops": 50.0,
+                                      "limit_gflops": 100.0},
+                                     {"what": "net, no own limit", "ms": 10.0, "gflops": 50.0}]})
+    rows, failed, limit = bench.run_sections(["matmul", "generators"], quick=True)
+    by_what = {r["what"]: r for r in rows}
+    assert failed == [] and limit == 200.0
+    assert by_what["net"]["of_limit"] == 50.0
+    assert by_what["net, no own limit"]["of_limit"] == 25.0
