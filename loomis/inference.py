@@ -92,6 +92,29 @@ def _cache_dir() -> Path:
     return Path(root) / "onnx"
 
 
+#: The export cache keeps the most recently used graphs up to this size
+#: (``$LOOMIS_CACHE_MAX_MB`` overrides it): one U-Net of ngf 64 is 218 MB, and every new
+#: set of weights (each training run's generator, each randomly initialised benchmark
+#: network) adds a file.
+CACHE_MAX_MB = 2048
+
+
+def _prune_cache(used: Path) -> None:
+    """Mark ``used`` as just used and delete the least recently used exports until the
+    cache fits its limit (``used`` itself is always kept)."""
+    folder = _cache_dir()
+    if used.parent != folder:
+        return
+    os.utime(used)
+    limit = float(os.environ.get("LOOMIS_CACHE_MAX_MB") or CACHE_MAX_MB) * 2 ** 20
+    files = sorted(folder.glob("*.onnx"), key=lambda f: f.stat().st_mtime, reverse=True)
+    total = 0
+    for f in files:
+        total += f.stat().st_size
+        if total > limit and f != used:
+            f.unlink(missing_ok=True)
+
+
 def onnx_session(generator: Generator, onnx_path: str | os.PathLike | None = None):
     """An ONNX Runtime session equal to ``generator`` within :data:`ONNX_TOLERANCE`.
 
@@ -122,6 +145,7 @@ def onnx_session(generator: Generator, onnx_path: str | os.PathLike | None = Non
             sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
             got = sess.run(None, {sess.get_inputs()[0].name: probe.numpy()})[0]
             if got.shape == expected.shape and np.abs(got - expected).max() <= ONNX_TOLERANCE:
+                _prune_cache(path)
                 return sess
         except Exception:  # unreadable or foreign graph: export afresh
             pass

@@ -170,3 +170,26 @@ def test_mirror_pass_is_for_drawings_only():
         Translator(photo_maker, runtime="torch", mirror=True)
     with pytest.raises(ValueError, match="leave mirror unset"):
         Translator(photo_maker, runtime="torch")(Image.new("RGB", (32, 32)), mirror=True)
+
+
+def test_the_export_cache_keeps_the_most_recent_graphs_within_its_limit(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    import os
+    import time
+
+    from loomis import inference
+
+    monkeypatch.setenv("LOOMIS_CACHE", str(tmp_path))
+    torch.manual_seed(0)
+    g = Generator(arch="unet_32", ngf=8, image_size=32)
+    inference.onnx_session(g)                       # exported into the cache
+    [graph] = (tmp_path / "onnx").glob("*.onnx")
+    size = graph.stat().st_size
+    old, recent = tmp_path / "onnx" / "old.onnx", tmp_path / "onnx" / "recent.onnx"
+    for age, f in ((200, old), (100, recent)):      # two older graphs of half its size
+        f.write_bytes(b"\0" * (size // 2))
+        os.utime(f, (time.time() - age, time.time() - age))
+    # room for this graph and one half-size graph: using it again evicts the oldest
+    monkeypatch.setenv("LOOMIS_CACHE_MAX_MB", str(1.75 * size / 2 ** 20))
+    inference.onnx_session(g)
+    assert {f.name for f in (tmp_path / "onnx").glob("*.onnx")} == {graph.name, "recent.onnx"}
