@@ -107,10 +107,16 @@ def _prune_cache(used: Path) -> None:
         return
     os.utime(used)
     limit = float(os.environ.get("LOOMIS_CACHE_MAX_MB") or CACHE_MAX_MB) * 2 ** 20
-    files = sorted(folder.glob("*.onnx"), key=lambda f: f.stat().st_mtime, reverse=True)
+    files = []
+    for f in folder.glob("*.onnx"):
+        try:
+            st = f.stat()
+        except FileNotFoundError:  # another process pruned it meanwhile
+            continue
+        files.append((st.st_mtime, st.st_size, f))
     total = 0
-    for f in files:
-        total += f.stat().st_size
+    for _, size, f in sorted(files, key=lambda t: t[0], reverse=True):
+        total += size
         if total > limit and f != used:
             f.unlink(missing_ok=True)
 
