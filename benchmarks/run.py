@@ -117,8 +117,8 @@ def bench_matmul(quick: bool) -> list[dict]:
     """The two hardware limits: float32 matmul GFLOP/s and memory read bandwidth. The
     bandwidth is read from a buffer larger than the largest generator's weights (218 MB
     for unet_256), so that caches help it no more than they help a forward pass."""
-    fns, flops = matmul_contenders(quick)
-    n = round((flops / 2) ** (1 / 3))
+    fns, n = matmul_contenders(quick)
+    flops = 2 * n ** 3
     med = alternating_medians(fns, 3 if quick else 7)
     t_np, t_torch = med["numpy"], med["torch"]
     buf = torch.ones((4 if quick else 64) * 2 ** 20)  # 16 or 256 MB
@@ -133,35 +133,31 @@ def bench_matmul(quick: bool) -> list[dict]:
 
 
 def matmul_contenders(quick: bool) -> tuple[dict[str, Callable[[], object]], int]:
-    """The float32 square matmul of numpy and of torch (2048², 512² quick), and its flops."""
+    """The float32 square matmul of numpy and of torch, and its side (2048, 512 quick)."""
     n = 512 if quick else 2048
     a = np.random.rand(n, n).astype(np.float32)
     b = np.random.rand(n, n).astype(np.float32)
     ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-    return {"numpy": lambda: a @ b, "torch": lambda: ta @ tb}, 2 * n ** 3
+    return {"numpy": lambda: a @ b, "torch": lambda: ta @ tb}, n
 
 
 def interleaved_limit(quick: bool) -> tuple[Callable[[], object], int]:
     """The faster library's matmul, to be timed among a network's contenders: this
     machine's speed drifts by up to 1.5× between sections, so a share of the limit is fair
     only against a limit measured in the same moments."""
-    fns, flops = matmul_contenders(quick)
+    fns, n = matmul_contenders(quick)
     fastest = min(fns, key=lambda name: median_time(fns[name], 2))
-    return fns[fastest], flops
+    return fns[fastest], 2 * n ** 3
 
 
 def _generators(quick: bool):
-    """``(name, how to build it, its side)``; each contender process builds its own copy."""
+    """``(label, how to build it)``; each contender process builds its own copy."""
     size = 64 if quick else 256
-    yield (f"unet_256 ngf64 @{size}²",
-           {"arch": "unet_256" if not quick else "unet_64", "image_size": size}, size)
-    yield (f"resnet_9blocks ngf64 @{size}²",
-           {"arch": "resnet_9blocks", "norm": "instance", "image_size": size}, size)
-    from loomis.nets import Generator
+    yield "unet_256 ngf64", {"arch": "unet_256" if not quick else "unet_64", "image_size": size}
+    yield "resnet_9blocks ngf64", {"arch": "resnet_9blocks", "norm": "instance", "image_size": size}
     from loomis.registry import generator_folders
     for folder in generator_folders(ROOT / "checkpoints"):
-        g = Generator.from_pretrained(str(folder))
-        yield f"shipped {folder.name} @{g.config.image_size}²", {"folder": str(folder)}, g.config.image_size
+        yield f"shipped {folder.name}", {"folder": str(folder)}
 
 
 def _build_generator(source: dict):
@@ -209,9 +205,11 @@ def bench_generators(quick: bool) -> list[dict]:
     rows = []
     limit_fn, limit_flops = interleaved_limit(quick)
     runtimes = [r for r in inference.available_runtimes() if r != "torch"]
-    for name, source, size in _generators(quick):
+    for label, source in _generators(quick):
         plain = _build_generator(source)
         set_matmul_upsampling(plain, False)
+        size = plain.config.image_size
+        name = f"{label} @{size}²"
         x = torch.rand(1, plain.config.in_channels, size, size) * 2 - 1
         layers = conv_layers(plain, x)  # every conv module runs here (the matmul path skips hooks)
         flops = sum(f for f, _ in layers)
