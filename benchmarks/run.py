@@ -2,8 +2,8 @@
 
     python benchmarks/run.py [--quick] [--json FILE] [--runs N]
 
-Prints a markdown table: the float32 matmul limit of this machine (the faster of numpy's
-and torch's) and its memory bandwidth; generator latency, achieved GFLOP/s, its share of
+Prints a markdown table: the float32 matmul limit of this machine (the fastest of numpy's,
+torch's and ONNX Runtime's) and its memory bandwidth; generator latency, achieved GFLOP/s, its share of
 that limit and of the generator's roofline, through torch eager and every faster runtime
 the project uses (and, for shipped photo → drawing generators, the app's mirror pass:
 the image and its mirror as one batch of two); the geometric engine at 640×480, one
@@ -120,29 +120,54 @@ def bench_matmul(quick: bool) -> list[dict]:
     fns, n = matmul_contenders(quick)
     flops = 2 * n ** 3
     med = alternating_medians(fns, 3 if quick else 7)
-    t_np, t_torch = med["numpy"], med["torch"]
     buf = torch.ones((4 if quick else 64) * 2 ** 20)  # 16 or 256 MB
     t_read = median_time(lambda: buf.sum(), 3 if quick else 9)
-    return [
-        {"what": f"float32 matmul {n}² (numpy)", "ms": t_np * 1e3,
-         "gflops": flops / t_np / 1e9},
-        {"what": f"float32 matmul {n}² (torch)", "ms": t_torch * 1e3, "gflops": flops / t_torch / 1e9},
-        {"what": f"memory read, {buf.numel() * 4 >> 20} MB (torch sum)", "ms": t_read * 1e3,
-         "gbps": buf.numel() * 4 / t_read / 1e9},
-    ]
+    rows = [{"what": f"float32 matmul {n}² ({name})", "ms": t * 1e3, "gflops": flops / t / 1e9}
+            for name, t in med.items()]
+    return rows + [{"what": f"memory read, {buf.numel() * 4 >> 20} MB (torch sum)",
+                    "ms": t_read * 1e3, "gbps": buf.numel() * 4 / t_read / 1e9}]
 
 
 def matmul_contenders(quick: bool) -> tuple[dict[str, Callable[[], object]], int]:
-    """The float32 square matmul of numpy and of torch, and its side (2048, 512 quick)."""
+    """The float32 square matmul of every library the project computes with (numpy, torch
+    and, when installed, ONNX Runtime), and its side (2048, 512 quick).
+
+    ONNX Runtime's own GEMM (MLAS) is the ceiling of its convolutions, which are GEMMs
+    with a layout change around them: a network through ONNX Runtime cannot come closer to
+    the faster library's limit than that GEMM does."""
     n = 512 if quick else 2048
     a = np.random.rand(n, n).astype(np.float32)
     b = np.random.rand(n, n).astype(np.float32)
     ta, tb = torch.from_numpy(a), torch.from_numpy(b)
-    return {"numpy": lambda: a @ b, "torch": lambda: ta @ tb}, n
+    fns: dict[str, Callable[[], object]] = {"numpy": lambda: a @ b, "torch": lambda: ta @ tb}
+    from loomis.inference import available_runtimes
+
+    if "onnxruntime" in available_runtimes():
+        sess = _matmul_session(n)
+        fns["onnxruntime"] = lambda: sess.run(None, {"a": a, "b": b})
+    return fns, n
+
+
+def _matmul_session(n: int):
+    """ONNX Runtime running one ``n``×``n`` float32 MatMul on this process's thread count.
+    Its threads do not spin between calls: they would slow the torch and numpy matmuls
+    timed next to it in this process."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    spec = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [n, n]) for name in "ab"]
+    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "matmul", spec,
+                              [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = torch.get_num_threads()
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
 def interleaved_limit(quick: bool) -> tuple[Callable[[], object], int]:
-    """The faster library's matmul, to be timed among a network's contenders: this
+    """The fastest library's matmul, to be timed among a network's contenders: this
     machine's speed drifts by up to 1.5× between sections, so a share of the limit is fair
     only against a limit measured in the same moments."""
     fns, n = matmul_contenders(quick)
@@ -500,8 +525,8 @@ def run_sections(names: list[str], quick: bool) -> tuple[list[dict], list[str], 
         except Exception as exc:  # report every section, then fail at the end
             failed.append(name)
             rows.append({"section": name, "what": f"{name}: FAILED ({type(exc).__name__}: {exc})"})
-    # the hardware limit is the faster of the two matmuls: which library is faster differs
-    # between machines (numpy's OpenBLAS or torch's MKL/oneDNN build)
+    # the hardware limit is the fastest library's matmul: which one differs between
+    # machines (numpy's OpenBLAS, torch's MKL/oneDNN build, ONNX Runtime's MLAS)
     limit = max((r["gflops"] for r in rows if r["section"] == "matmul" and "gflops" in r),
                 default=None)
     bandwidth = next((r["gbps"] for r in rows if "gbps" in r), None)
@@ -561,7 +586,7 @@ def main(argv: list[str] | None = None) -> int:
     limits = [p[2] for p in passes if p[2]]
     limit = statistics.median(limits) if limits else None
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs"
-          + (f"; matmul limit {limit:.0f} GFLOP/s (the faster of numpy and torch)" if limit else "")
+          + (f"; matmul limit {limit:.0f} GFLOP/s (the fastest of numpy, torch and ONNX Runtime)" if limit else "")
           + (f"; medians of {args.runs} runs" if args.runs > 1 else ""))
     print(markdown(rows))
     if args.json:

@@ -27,6 +27,11 @@ def test_quick_benchmark_runs_every_section(tmp_path):
     assert any("fused Adam" in w for w in by_what)
     assert all(row["ms"] > 0 for row in report["rows"] if "ms" in row)
     assert any(row.get("gbps", 0) > 0 for row in report["rows"]), "no memory bandwidth"
+    # the limit is the fastest matmul among the libraries the project computes with
+    matmuls = {row["what"]: row["gflops"] for row in report["rows"]
+               if row["section"] == "matmul" and "gflops" in row}
+    assert {w.rsplit("(", 1)[1] for w in matmuls} == {"numpy)", "torch)", "onnxruntime)"}
+    assert report["matmul_limit_gflops"] == pytest.approx(max(matmuls.values()))
     generators = [row for row in report["rows"] if row["section"] == "generators"]
     one_pass = [row for row in generators if not row["what"].endswith("mirror pass")]
     assert one_pass and all(row["roofline_ms"] > 0 and row["of_roofline"] > 0
