@@ -11,7 +11,11 @@ Sections (each prints MAE and mean signed error = bias, per axis, for each fit m
   a face turned to the image's right must have yaw > 0). Rows may also carry a rotation
   matrix instead of angles (BIWI-style, camera frame with y down): convert it with
   ``loomis.camera.angles_from_matrix(diag(1,-1,-1) @ R @ diag(1,-1,-1))`` first. Our
-  angles are relative to the line of sight, as most datasets' are.
+  angles are relative to the line of sight, as most datasets' are. ``--photos`` defaults
+  to the CSV's folder. Photos where no face is found, or that cannot be read, count as
+  missed and are listed with the reason (``not_found``); ``--predictions FILE.csv``
+  writes every photo's labels, estimate, absolute errors and status, to see which
+  photos are off.
 * ``--rerender N`` (default 60): the astronaut photo's face, texture-mapped onto the
   measured reference mesh and rendered at N random known poses (|yaw| ≤ 60, |pitch| ≤ 30,
   |roll| ≤ 30) through a perspective camera at random places in the frame. This measures
@@ -29,13 +33,15 @@ Sections (each prints MAE and mean signed error = bias, per axis, for each fit m
   the summary with labels in the reference's convention (the bias that is the fit's).
 
 Every summary has MAE, bias (mean signed error) and slope (of predicted on true angle;
-below 1 = squeezed towards 0) per axis. ``--pitch-gain``, ``--depth-scale``, ``--fov``
+below 1 = squeezed towards 0) per axis, and ``by_yaw``: the same per range of labelled
+|yaw| (0-30, 30-60, beyond 60) and for |yaw| ≤ 60°, the range of the issue's goal. ``--pitch-gain``, ``--depth-scale``, ``--fov``
 and ``--contour`` set the PoseConfig fields of the same names, to measure them.
 * always: the astronaut symmetry checks (mirror flips yaw/roll; rotating by θ adds θ
   to roll) as deviations in degrees.
 
-    python benchmarks/pose_accuracy.py [--labels L.csv --photos DIR] [--rerender 60]
-                                       [--headed 60] [--render 40] [--synthetic 40]
+    python benchmarks/pose_accuracy.py [--labels L.csv [--photos DIR] [--predictions P.csv]]
+                                       [--rerender 60] [--headed 60] [--render 40]
+                                       [--synthetic 40]
 """
 from __future__ import annotations
 
@@ -54,6 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone
 
 from loomis.camera import Camera, HeadPose, angles_from_matrix, rotation_matrix
 from loomis.face_reference import load_reference
+from loomis.imageio import ImageError
 from loomis.pose import BALL_RADIUS_U, PoseConfig, PoseEstimator, _ray_rotation
 
 AXES = ("yaw", "pitch", "roll")
@@ -81,25 +88,58 @@ def _summary(pred: list, truth: list, missed: int) -> dict:
     return out
 
 
-def _evaluate(samples, config: PoseConfig) -> dict:
+def _evaluate(samples, config: PoseConfig, records: list | None = None) -> dict:
     """samples: iterable of (image, (yaw, pitch, roll)) or (image, labels, labels_bc),
     where ``labels_bc`` is the same pose with zero pitch defined the reference's way
-    (brow-chin line vertical); its summary is added as ``brow_chin``."""
-    pred, truth, truth_bc, missed = [], [], [], 0
+    (brow-chin line vertical); its summary is added as ``brow_chin``.
+
+    An image that cannot be read counts as missed, like one without a face. ``records``,
+    when given, receives one dict per sample: its labels, the estimate and its status."""
+    pred, truth, truth_bc, missed = [], [], [], []
     with PoseEstimator(config) as est:
         for img, *gts in samples:
-            faces = est.estimate(img)
-            if not faces:
-                missed += 1
+            record = {"image": img if isinstance(img, str) else None, "label": gts[0]}
+            try:
+                result = est.analyse(img)
+                record["status"] = ("ok" if result.faces else
+                                    "face too small" if result.too_small else "no face")
+            except ImageError as exc:  # unreadable, truncated, too large: the user's file
+                result, record["status"] = None, f"unreadable: {exc}"
+            if records is not None:
+                records.append(record)
+            if result is None or not result.faces:
+                missed.append(gts[0])
                 continue
-            f = faces[0]
+            f = result.faces[0]
+            record["estimate"] = (f.yaw, f.pitch, f.roll)
             pred.append((f.yaw, f.pitch, f.roll))
             truth.append(gts[0])
             if len(gts) > 1:
                 truth_bc.append(gts[1])
-    out = _summary(pred, truth, missed)
+    out = _summary(pred, truth, len(missed))
     if truth_bc:
-        out["brow_chin"] = _summary(pred, truth_bc, missed)
+        out["brow_chin"] = _summary(pred, truth_bc, len(missed))
+    out["by_yaw"] = _by_yaw(pred, truth, missed)
+    return out
+
+
+#: Ranges of the labelled |yaw| the summaries are split by; the goal is for up to ±60°.
+YAW_RANGES = ((0.0, 30.0), (30.0, 60.0), (60.0, 180.0))
+
+
+def _by_yaw(pred: list, truth: list, missed: list) -> dict:
+    """The summary per range of labelled |yaw|, and for |yaw| ≤ 60° (the goal's range);
+    ``missed`` holds the labels of the samples where no face was found."""
+    def within(label, lo: float, hi: float) -> bool:
+        return (lo < abs(label[0]) or lo == 0) and abs(label[0]) <= hi
+
+    out = {}
+    for lo, hi in YAW_RANGES + ((0.0, 60.0),):
+        keep = [i for i, t in enumerate(truth) if within(t, lo, hi)]
+        lost = sum(within(t, lo, hi) for t in missed)
+        if keep or lost:
+            out[f"|yaw| {lo:g}-{hi:g}"] = _summary([pred[i] for i in keep],
+                                                  [truth[i] for i in keep], lost)
     return out
 
 
@@ -118,18 +158,54 @@ def _profile_tilt(prop) -> float:
 
 # --------------------------------------------------------------------------- labels
 
-def labelled(csv_path: Path, photos: Path, negate: set[str], radians: bool):
-    with open(csv_path, newline="") as fh:
-        for row in csv.DictReader(fh):
+def labelled(csv_path: Path, photos: Path, negate: set[str], radians: bool) -> list:
+    """``[(path, (yaw, pitch, roll)), …]`` from a labels CSV, in this project's convention.
+
+    Raises SystemExit with what to fix when the file lacks a column or holds a label that is
+    not a number; a listed photo that is not in ``photos`` stays in the list and is
+    reported as unreadable, so it counts as missed."""
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise SystemExit(f"cannot read the labels {csv_path}: {exc}") from None
+    need = ("filename",) + AXES
+    absent = [c for c in need if c not in (reader.fieldnames or [])]
+    if absent:
+        raise SystemExit(f"{csv_path} needs the columns {','.join(need)} (a header row); "
+                         f"missing: {', '.join(absent)}")
+    if not rows:
+        raise SystemExit(f"{csv_path} lists no photos (only its header)")
+    out = []
+    for line, row in enumerate(rows, start=2):
+        try:
             gt = [float(row[a]) for a in AXES]
-            if radians:
-                gt = [math.degrees(v) for v in gt]
-            gt = tuple(-v if a in negate else v for a, v in zip(AXES, gt))
-            path = photos / row["filename"]
-            if not path.is_file():
-                print(f"missing: {path}")
-                continue
-            yield str(path), gt
+        except (TypeError, ValueError):
+            raise SystemExit(f"{csv_path}, line {line}: yaw, pitch and roll must be numbers, "
+                             f"got {[row[a] for a in AXES]}") from None
+        if radians:
+            gt = [math.degrees(v) for v in gt]
+        out.append((str(photos / row["filename"]),
+                    tuple(-v if a in negate else v for a, v in zip(AXES, gt))))
+    return out
+
+
+def write_predictions(path: Path, records: list, method: str, append: bool) -> None:
+    """One CSV row per labelled photo: labels, estimate, absolute errors and status."""
+    fields = (["method", "image", "status"] + [f"label_{a}" for a in AXES]
+              + [f"estimate_{a}" for a in AXES] + [f"error_{a}" for a in AXES])
+    with open(path, "a" if append else "w", newline="") as fh:
+        out = csv.writer(fh)
+        if not append:
+            out.writerow(fields)
+        for r in records:
+            est = r.get("estimate")
+            err = (np.abs(_wrap(np.subtract(est, r["label"]))) if est is not None
+                   else [None] * 3)
+            fmt = lambda vals: ["" if v is None else f"{v:.2f}" for v in vals]  # noqa: E731
+            out.writerow([method, r["image"], r["status"]] + fmt(r["label"])
+                         + fmt(est if est is not None else [None] * 3) + fmt(err))
 
 
 # --------------------------------------------------------------------------- symmetry
@@ -287,16 +363,23 @@ def synthetic_set(n: int, seed: int = 0, size: int = 384):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--labels", type=Path)
-    ap.add_argument("--photos", type=Path)
+    ap.add_argument("--labels", type=Path,
+                    help="CSV with the columns filename,yaw,pitch,roll (degrees, this "
+                         "project's convention; see --negate and --radians)")
+    ap.add_argument("--photos", type=Path,
+                    help="folder the CSV's filenames are in (default: the CSV's folder)")
+    ap.add_argument("--predictions", type=Path, default=None,
+                    help="write one row per labelled photo: labels, estimate, errors, status")
     ap.add_argument("--negate", default="", help="comma list of axes whose sign to flip")
     ap.add_argument("--radians", action="store_true", help="labels are in radians")
-    ap.add_argument("--rerender", type=int, default=60)
+    ap.add_argument("--rerender", type=int, default=60,
+                    help="astronaut face re-rendered at this many known poses (0: skip)")
     ap.add_argument("--headed", type=int, default=0,
                     help="astronaut face painted over procedural heads")
     ap.add_argument("--render", type=int, default=0, help="procedural heads (loomis.render)")
     ap.add_argument("--synthetic", type=int, default=0, help="loomis.synthetic samples")
-    ap.add_argument("--methods", default="pnp,procrustes")
+    ap.add_argument("--methods", default="pnp,procrustes",
+                    help="PoseConfig.method values to compare (the app uses pnp)")
     ap.add_argument("--pitch-gain", type=float, default=1.0, help="PoseConfig.pitch_gain")
     ap.add_argument("--depth-scale", type=float, default=1.0, help="PoseConfig.depth_scale")
     ap.add_argument("--fov", type=float, default=PoseConfig().fov_deg, help="PoseConfig.fov_deg")
@@ -305,6 +388,12 @@ def main() -> None:
     ap.add_argument("--save", type=Path, default=None, help="write the results as JSON")
     args = ap.parse_args()
     methods = [m for m in args.methods.split(",") if m]
+    if args.labels:  # read and check the labels before anything slow runs
+        negate = {a.strip() for a in args.negate.split(",") if a.strip()}
+        if negate - set(AXES):
+            raise SystemExit(f"--negate takes axes among {', '.join(AXES)}, "
+                             f"got {args.negate!r}")
+        labels = labelled(args.labels, args.photos or args.labels.parent, negate, args.radians)
     results: dict = {}
     for method in methods:
         cfg = PoseConfig(method=method, pitch_gain=args.pitch_gain, fov_deg=args.fov,
@@ -321,11 +410,13 @@ def main() -> None:
             res["synthetic"] = (_evaluate(samples, cfg) if samples is not None
                                 else "loomis.synthetic not available")
         if args.labels:
-            if args.photos is None:
-                raise SystemExit("--labels needs --photos DIR")
-            negate = {a.strip() for a in args.negate.split(",") if a.strip()}
-            res["labelled"] = _evaluate(labelled(args.labels, args.photos, negate,
-                                                 args.radians), cfg)
+            records: list = []
+            res["labelled"] = _evaluate(labels, cfg, records)
+            res["labelled"]["not_found"] = {r["image"]: r["status"] for r in records
+                                            if r["status"] != "ok"}
+            if args.predictions:
+                write_predictions(args.predictions, records, method,
+                                  append=method != methods[0])
         results[method] = res
     text = json.dumps(results, indent=1)
     print(text)

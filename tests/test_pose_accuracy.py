@@ -1,0 +1,89 @@
+"""benchmarks/pose_accuracy.py on a user's labelled photos: the path the issue's held-out
+real-photo check runs. Per-photo results, missed photos with their reasons, and the
+summary per range of yaw."""
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "pose_accuracy.py"
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), "--methods", "pnp", "--rerender", "0",
+                           *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def labelled_run(tmp_path_factory):
+    skimage_data = pytest.importorskip("skimage.data")
+    folder = tmp_path_factory.mktemp("labelled")
+    face = Image.fromarray(skimage_data.astronaut())
+    face.save(folder / "upright.jpg")
+    face.rotate(20, resample=Image.Resampling.BICUBIC).save(folder / "turned.png")
+    Image.new("RGB", (320, 240), "white").save(folder / "blank.png")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    # Labels as a dataset in radians with the opposite roll sign would give them.
+    rows = [("upright.jpg", 0.0, 0.0, 0.0), ("turned.png", 0.0, 0.0, -0.349066),
+            ("blank.png", 0.6, 0.0, 0.0), ("broken.jpg", 0.0, 0.0, 0.0),
+            ("absent.jpg", 0.0, 0.0, 0.0)]
+    labels = folder / "labels.csv"
+    with open(labels, "w", newline="") as fh:
+        csv.writer(fh).writerows([("filename", "yaw", "pitch", "roll"), *rows])
+    out, predictions = folder / "result.json", folder / "predictions.csv"
+    proc = _run("--labels", str(labels), "--radians", "--negate", "roll",
+                "--predictions", str(predictions), "--save", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(predictions, newline="") as fh:
+        return json.loads(out.read_text())["pnp"]["labelled"], list(csv.DictReader(fh))
+
+
+def test_labelled_photos_give_per_photo_estimates_and_errors(labelled_run):
+    summary, rows = labelled_run
+    by_name = {Path(r["image"]).name: r for r in rows}
+    assert set(by_name) == {"upright.jpg", "turned.png", "blank.png", "broken.jpg", "absent.jpg"}
+    upright, turned = by_name["upright.jpg"], by_name["turned.png"]
+    assert upright["status"] == turned["status"] == "ok"
+    # the labels were converted: radians to degrees, roll's sign flipped
+    assert float(turned["label_roll"]) == pytest.approx(20.0, abs=0.01)
+    # rotating the photo by 20° turns the estimated roll by 20°
+    assert float(turned["estimate_roll"]) - float(upright["estimate_roll"]) == pytest.approx(20, abs=1.5)
+    for r in (upright, turned):
+        for axis in ("yaw", "pitch", "roll"):
+            err = abs(float(r[f"estimate_{axis}"]) - float(r[f"label_{axis}"]))
+            assert float(r[f"error_{axis}"]) == pytest.approx(err, abs=0.01)
+    assert summary["n"] == 2
+    assert summary["mae_roll"] == pytest.approx(
+        (float(upright["error_roll"]) + float(turned["error_roll"])) / 2, abs=0.01)
+
+
+def test_photos_without_a_usable_face_are_counted_missed_with_the_reason(labelled_run):
+    summary, rows = labelled_run
+    status = {Path(r["image"]).name: r["status"] for r in rows}
+    assert status["blank.png"] == "no face"
+    assert status["broken.jpg"].startswith("unreadable")
+    assert status["absent.jpg"].startswith("unreadable") and "not a file" in status["absent.jpg"]
+    assert summary["missed"] == 3
+    assert {Path(p).name for p in summary["not_found"]} == {"blank.png", "broken.jpg", "absent.jpg"}
+    # the summary per |yaw| range: the blank photo's label (34°) lands in 30-60
+    assert summary["by_yaw"]["|yaw| 0-30"]["n"] == 2
+    assert summary["by_yaw"]["|yaw| 30-60"] == {"n": 0, "missed": 1}
+    assert summary["by_yaw"]["|yaw| 0-60"]["missed"] == 3
+
+
+@pytest.mark.parametrize("header, message", [
+    ("filename,yaw,pitch\n", "missing: roll"),
+    ("file,yaw,pitch,roll\n", "missing: filename"),
+    ("filename,yaw,pitch,roll\na.jpg,ten,0,0\n", "line 2"),
+])
+def test_a_malformed_labels_file_stops_with_what_to_fix(tmp_path, header, message):
+    labels = tmp_path / "labels.csv"
+    labels.write_text(header)
+    proc = _run("--labels", str(labels))
+    assert proc.returncode != 0
+    assert message in proc.stderr and "Traceback" not in proc.stderr
