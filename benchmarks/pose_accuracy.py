@@ -34,8 +34,9 @@ Sections (each prints MAE and mean signed error = bias, per axis, for each fit m
 
 Every summary has MAE, bias (mean signed error) and slope (of predicted on true angle;
 below 1 = squeezed towards 0) per axis, and ``by_yaw``: the same per range of labelled
-|yaw| (0-30, 30-60, beyond 60) and for |yaw| ≤ 60°, the range of the issue's goal. ``--pitch-gain``, ``--depth-scale``, ``--fov``
-and ``--contour`` set the PoseConfig fields of the same names, to measure them.
+|yaw| (0-30, 30-60, beyond 60) and for |yaw| ≤ 60°, the range of the issue's goal.
+``--pitch-gain``, ``--depth-scale``, ``--fov`` and ``--contour`` set the PoseConfig
+fields of the same names, to measure them.
 * always: the astronaut symmetry checks (mirror flips yaw/roll; rotating by θ adds θ
   to roll) as deviations in degrees.
 
