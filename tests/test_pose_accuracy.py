@@ -52,7 +52,8 @@ def test_labelled_photos_give_per_photo_estimates_and_errors(labelled_run):
     # the labels were converted: radians to degrees, roll's sign flipped
     assert float(turned["label_roll"]) == pytest.approx(20.0, abs=0.01)
     # rotating the photo by 20° turns the estimated roll by 20°
-    assert float(turned["estimate_roll"]) - float(upright["estimate_roll"]) == pytest.approx(20, abs=1.5)
+    turn = float(turned["estimate_roll"]) - float(upright["estimate_roll"])
+    assert turn == pytest.approx(20, abs=1.5)
     for r in (upright, turned):
         for axis in ("yaw", "pitch", "roll"):
             err = abs(float(r[f"estimate_{axis}"]) - float(r[f"label_{axis}"]))
