@@ -202,11 +202,14 @@ def write_predictions(path: Path, records: list, method: str, append: bool) -> N
             out.writerow(fields)
         for r in records:
             est = r.get("estimate")
-            err = (np.abs(_wrap(np.subtract(est, r["label"]))) if est is not None
-                   else [None] * 3)
-            fmt = lambda vals: ["" if v is None else f"{v:.2f}" for v in vals]  # noqa: E731
-            out.writerow([method, r["image"], r["status"]] + fmt(r["label"])
-                         + fmt(est if est is not None else [None] * 3) + fmt(err))
+            err = None if est is None else np.abs(_wrap(np.subtract(est, r["label"])))
+            out.writerow([method, r["image"], r["status"]] + _cells(r["label"])
+                         + _cells(est) + _cells(err))
+
+
+def _cells(angles) -> list[str]:
+    """Three angles as CSV cells, or three empty cells where there are none."""
+    return [""] * len(AXES) if angles is None else [f"{v:.2f}" for v in angles]
 
 
 # --------------------------------------------------------------------------- symmetry
