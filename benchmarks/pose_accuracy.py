@@ -35,19 +35,23 @@ Sections (each prints MAE and mean signed error = bias, per axis, for each fit m
 Every summary has MAE, bias (mean signed error) and slope (of predicted on true angle;
 below 1 = squeezed towards 0) per axis, and ``by_yaw``: the same per range of labelled
 |yaw| (0-30, 30-60, beyond 60) and for |yaw| ≤ 60°, the range of the issue's goal.
-``--pitch-gain``, ``--depth-scale``, ``--fov`` and ``--contour`` set the PoseConfig
-fields of the same names, to measure them.
+``--pitch-gain``, ``--depth-scale``, ``--depth-weight``, ``--fov`` and ``--contour``
+set the PoseConfig fields of the same names, to measure them.
+* ``--lens N``: the astronaut's face re-rendered centred at N known poses through 5°,
+  20°, 50° and 70° lenses from distances that keep it the same size, with the estimator
+  told the true field of view: how each fit copes with perspective alone.
 * always: the astronaut symmetry checks (mirror flips yaw/roll; rotating by θ adds θ
   to roll) as deviations in degrees.
 
     python benchmarks/pose_accuracy.py [--labels L.csv [--photos DIR] [--predictions P.csv]]
                                        [--rerender 60] [--headed 60] [--render 40]
-                                       [--synthetic 40]
+                                       [--synthetic 40] [--lens 30]
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import math
 import sys
@@ -259,16 +263,20 @@ def _random_view(rng: np.random.Generator, size: int, fov: float,
     return HeadPose(yaw, pitch, roll, 1.0, (shift[0], shift[1], -d)), Camera.from_fov(size, size, fov)
 
 
-def rerender_set(n: int, seed: int = 0, size: int = 512):
-    """The astronaut's face re-rendered at known poses (see module docstring)."""
+def _astronaut_mesh():
+    """The astronaut photo, its landmarks (texture coordinates), the reference mesh in
+    the head frame and its triangles: what the re-rendered sets draw."""
     import skimage.data
 
     src = skimage.data.astronaut()
     with PoseEstimator() as est:
-        face = est.estimate(src)[0]
-    tex = face.landmarks                                  # texture coordinates
-    ref = load_reference().head_points(BALL_RADIUS_U)
-    tris = _triangles()
+        tex = est.estimate(src)[0].landmarks
+    return src, tex, load_reference().head_points(BALL_RADIUS_U), _triangles()
+
+
+def rerender_set(n: int, seed: int = 0, size: int = 512):
+    """The astronaut's face re-rendered at known poses (see module docstring)."""
+    src, tex, ref, tris = _astronaut_mesh()
     rng = np.random.default_rng(seed)
     # a plain, slightly noisy backdrop (a blurred photo would still hold a face)
     bg = np.clip(rng.normal(150, 6, (size, size, 3)), 0, 255).astype(np.uint8)
@@ -282,22 +290,35 @@ def headed_set(n: int, seed: int = 0, size: int = 512):
     the same pose: her real texture and the reference's geometry, now with hair, ears,
     neck and a head outline around it, as in a photo. Labels are in the reference's
     convention (the face geometry *is* the reference)."""
-    import skimage.data
-
     from loomis.render import HeadIdentity, Lighting, render_head
 
-    src = skimage.data.astronaut()
-    with PoseEstimator() as est:
-        face = est.estimate(src)[0]
-    tex = face.landmarks
-    ref = load_reference().head_points(BALL_RADIUS_U)
-    tris = _triangles()
+    src, tex, ref, tris = _astronaut_mesh()
     rng = np.random.default_rng(seed)
     for _ in range(n):
         ident = HeadIdentity.sample(rng)
         pose, cam = _random_view(rng, size, fov=50.0, dist=(9.0, 14.0), off=0.12)
         head = np.array(render_head(ident, pose, cam, Lighting.sample(rng)))
         yield _render(src, tex, ref, tris, pose, cam, head), _labels(pose)
+
+
+#: Fields of view of ``--lens``: a long portrait lens to a wide phone camera.
+LENS_FOVS = (5.0, 20.0, 50.0, 70.0)
+
+
+def lens_set(n: int, fov: float, seed: int = 0, size: int = 512):
+    """The astronaut's face re-rendered centred at n known poses (|yaw| ≤ 40°, |pitch| ≤
+    25°, |roll| ≤ 15°) through a ``fov``-degree lens, from the distance that keeps the
+    face the same size in the frame: the same poses through every lens, so what changes
+    is the perspective alone."""
+    src, tex, ref, tris = _astronaut_mesh()
+    rng = np.random.default_rng(seed)
+    cam = Camera.from_fov(size, size, fov)
+    dist = 11.5 * math.tan(math.radians(25.0)) / math.tan(math.radians(fov / 2))
+    bg = np.full((size, size, 3), 150, np.uint8)
+    for _ in range(n):
+        yaw, pitch, roll = rng.uniform(-40, 40), rng.uniform(-25, 25), rng.uniform(-15, 15)
+        pose = HeadPose(yaw, pitch, roll, 1.0, (0.0, 0.0, -dist))
+        yield _render(src, tex, ref, tris, pose, cam, bg.copy()), _labels(pose)
 
 
 def _render(src, tex, ref, tris, pose: HeadPose, cam: Camera, out: np.ndarray) -> np.ndarray:
@@ -382,8 +403,14 @@ def main() -> None:
                     help="astronaut face painted over procedural heads")
     ap.add_argument("--render", type=int, default=0, help="procedural heads (loomis.render)")
     ap.add_argument("--synthetic", type=int, default=0, help="loomis.synthetic samples")
-    ap.add_argument("--methods", default="pnp,procrustes",
-                    help="PoseConfig.method values to compare (the app uses pnp)")
+    ap.add_argument("--lens", type=int, default=0,
+                    help="astronaut face re-rendered centred at this many poses through "
+                         f"each of {', '.join(f'{f:g}' for f in LENS_FOVS)}° lenses, the "
+                         "estimator told the true field of view")
+    ap.add_argument("--methods", default="joint,pnp,procrustes",
+                    help="PoseConfig.method values to compare (the app uses joint)")
+    ap.add_argument("--depth-weight", type=float, default=PoseConfig().depth_weight,
+                    help="PoseConfig.depth_weight (the joint fit's weight of MediaPipe's depth)")
     ap.add_argument("--pitch-gain", type=float, default=1.0, help="PoseConfig.pitch_gain")
     ap.add_argument("--depth-scale", type=float, default=1.0, help="PoseConfig.depth_scale")
     ap.add_argument("--fov", type=float, default=PoseConfig().fov_deg, help="PoseConfig.fov_deg")
@@ -401,6 +428,7 @@ def main() -> None:
     results: dict = {}
     for method in methods:
         cfg = PoseConfig(method=method, pitch_gain=args.pitch_gain, fov_deg=args.fov,
+                         depth_weight=args.depth_weight,
                          depth_scale=args.depth_scale, contour_landmarks=args.contour)
         res: dict = {"symmetry": symmetry(cfg)}
         if args.rerender:
@@ -413,6 +441,10 @@ def main() -> None:
             samples = synthetic_set(args.synthetic)
             res["synthetic"] = (_evaluate(samples, cfg) if samples is not None
                                 else "loomis.synthetic not available")
+        if args.lens:
+            res["lens"] = {f"{fov:g}°": _evaluate(lens_set(args.lens, fov),
+                                                 dataclasses.replace(cfg, fov_deg=fov))
+                           for fov in LENS_FOVS}
         if args.labels:
             records: list = []
             res["labelled"] = _evaluate(labels, cfg, records)

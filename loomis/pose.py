@@ -17,11 +17,14 @@ How the fit works, and why:
   portrait) with the principal point at the image centre. The pose is solved and the
   construction drawn through that same camera, so the two stay consistent even where the
   guess is off; a wrong guess mostly changes the estimated distance, little the angles.
-* **Fit** (``method``): ``"pnp"`` (default) solves perspective-n-point on the 2D
-  landmarks of the skull-fixed part of the face (cv2.solvePnP, Levenberg-Marquardt from a
-  weak-perspective start). ``"procrustes"`` aligns MediaPipe's 3D landmarks to the
-  reference (similarity Umeyama) and turns the result by the view ray through the face.
-  ``benchmarks/pose_accuracy.py`` measures both.
+* **Fit** (``method``): ``"joint"`` (default) starts from ``"pnp"``, perspective-n-point
+  on the 2D landmarks of the skull-fixed part of the face (cv2.solvePnP,
+  Levenberg-Marquardt from a weak-perspective start), and then settles the pitch on the
+  2D landmarks *and* MediaPipe's relative depth of the same landmarks together
+  (``depth_weight`` 1: depth counts like one more image coordinate; see
+  :func:`_fit_joint`). ``"procrustes"`` aligns MediaPipe's 3D landmarks to the reference
+  (similarity Umeyama) and turns the result by the line of sight to the face.
+  ``benchmarks/pose_accuracy.py`` measures all three.
 
 What was measured, and decided (``benchmarks/pose_accuracy.py``; real labelled photos
 are the only test that settles it):
@@ -32,15 +35,22 @@ are the only test that settles it):
   procedural heads, and the procedural heads (a geometry made independently of
   MediaPipe) read yaw with slope 1.03 at 1.0. Shrinking depth to 0.7 would undo the
   re-render's yaw squeeze but over-turn the procedural heads by 15%.
-* **Squeezed angles come from the landmarks, not the fit**: on the re-rendered astronaut
-  the fit to the *true* projected landmarks is exact, and MediaPipe's landmark errors are
-  proportional to each landmark's depth, i.e. the network draws a slightly less turned
-  face; they are largest on the face outline, which is therefore left out of the fit.
-  Yaw slope is 0.78 on the bare face mask, 0.83 with a head around it and ~1.0 on the
-  procedural heads. Pitch slope is 0.6-0.7 on all of them, barely moves with image size
-  (320-1024 px), landmark subset or focal length, and depth scale cannot fix it on the
-  procedural heads (slope 0.57-0.65 for depth 0.5-1.1). ``pitch_gain`` (1/slope) corrects it
-  once labelled real photos confirm the factor; it is off by default.
+* **Squeezed angles come from the 2D landmarks, not the fit**: on the re-rendered
+  astronaut the fit to the *true* projected landmarks is exact, and MediaPipe's landmark
+  errors are proportional to each landmark's depth, i.e. the network draws a slightly
+  less turned face; they are largest on the face outline, which is therefore left out of
+  the fit. Yaw slope is 0.8 on the bare face mask, 0.83 with a head around it and ~1.0
+  on the procedural heads. Pitch from the 2D landmarks alone (``"pnp"``) has slope
+  0.6-0.7 on all of them, barely moving with image size (320-1024 px), landmark subset,
+  focal length or depth scale. MediaPipe's depth keeps more of it: the joint fit reads
+  pitch with slope 0.73-0.86 and an MAE 1.6-2.0° lower than PnP's on all four rendered
+  sets (1.0-1.5° against 2.2-2.3° on centred faces through 5-70° lenses), with yaw and
+  roll unchanged (they are PnP's). Depth is taken along the ray to the face: along the
+  ray to the ball centre the depth-only fit read pitch 0.5-6.3° low through 5-70°
+  lenses (now 0.6° at most), and on the real astronaut photo the 2D and depth-only fits
+  were 4.6° apart; now they agree within 1.2° for assumed fields of view up to 55°.
+  ``pitch_gain`` (1/slope) stays off until labelled real photos confirm a factor, and
+  so does a larger ``depth_weight`` (2 and 4 read pitch better still on the renders).
 * **Zero pitch** is the brow point to soft-tissue chin line vertical (see
   :mod:`loomis.face_reference`), which is within about 2° of "Frankfurt plane
   horizontal", the "looking straight ahead" of head-pose datasets (the soft-tissue
@@ -93,7 +103,8 @@ class PoseConfig:
 
     max_faces: int = 4                 # faces looked for per image
     fov_deg: float = 55.0              # assumed field of view across the longer side
-    method: Literal["pnp", "procrustes"] = "pnp"
+    method: Literal["joint", "pnp", "procrustes"] = "joint"
+    depth_weight: float = 1.0          # "joint": MediaPipe's depth against the 2D landmarks
     min_face_px: int = 32              # narrower faces are reported as too small
     max_side: int = 1280               # detection runs on images at most this large
     min_detection_confidence: float = 0.5
@@ -104,8 +115,9 @@ class PoseConfig:
     find_small_faces: bool = True      # photos only: look again with a Haar detector
     upright_pass: bool = True          # photos only: landmarks again on an upright crop
     # MediaPipe's landmarks move less than the face when it pitches: on renders at known
-    # poses the fitted pitch is ~0.6x the true one (benchmarks/pose_accuracy.py reports
-    # the slope). Left at 1 until labelled real photos confirm the factor; 1/slope fixes it.
+    # poses the fitted pitch is ~0.8-0.9x the true one with "joint", ~0.6x with "pnp"
+    # (benchmarks/pose_accuracy.py reports the slope). Left at 1 until labelled real
+    # photos confirm a factor; 1/slope fixes it.
     pitch_gain: float = 1.0
 
     def __post_init__(self) -> None:
@@ -113,8 +125,11 @@ class PoseConfig:
             raise ValueError(f"max_faces must be at least 1, got {self.max_faces}")
         if not 1.0 < self.fov_deg < 150.0:
             raise ValueError(f"fov_deg must be in (1, 150), got {self.fov_deg}")
-        if self.method not in ("pnp", "procrustes"):
-            raise ValueError(f"method must be 'pnp' or 'procrustes', got {self.method!r}")
+        if self.method not in ("joint", "pnp", "procrustes"):
+            raise ValueError("method must be 'joint', 'pnp' or 'procrustes', "
+                             f"got {self.method!r}")
+        if not self.depth_weight >= 0.0:
+            raise ValueError(f"depth_weight must be at least 0, got {self.depth_weight}")
         if self.max_side < 64:
             raise ValueError(f"max_side must be at least 64, got {self.max_side}")
 
@@ -368,8 +383,11 @@ class PoseEstimator:
     # ------------------------------------------------------------------ the fit
     def _fit(self, pts: np.ndarray, camera: Camera, box) -> FacePose:
         rot, pos = _fit_weak(pts, self._ref, self._rigid, camera)
-        if self.config.method == "pnp":
+        if self.config.method in ("joint", "pnp"):
             rot, pos = _fit_pnp(pts[:, :2], self._ref, self._rigid, camera, rot, pos)
+        if self.config.method == "joint":
+            rot, pos = _fit_joint(pts, self._ref, self._rigid, camera, rot, pos,
+                                  self.config.depth_weight)
         # the reported angles are relative to the line of sight (see FacePose)
         ray = _ray_rotation(pos)
         yaw, pitch, roll = angles_from_matrix(ray.T @ rot)
@@ -408,18 +426,27 @@ def _box(pts: np.ndarray) -> tuple[float, float, float, float]:
 
 def _fit_weak(pts: np.ndarray, ref: np.ndarray, idx: np.ndarray, camera: Camera):
     """Weak-perspective fit of MediaPipe's 3D landmarks (similarity Procrustes), turned
-    from the view ray through the face into the camera frame."""
+    from the line of sight through the landmarks' centre into the camera frame.
+
+    MediaPipe reads a face the way a camera aimed at it would: its depth axis is the line
+    of sight to the face, not to the ball centre behind it. At 50° and 70° fields of view
+    the ball-centre ray read pitch 4 and 6° low on centred renders; the face's own ray
+    removes most of that (benchmarks/pose_accuracy.py)."""
     from loomis.face_reference import _similarity
 
     src = ref[idx]
     dst = np.column_stack([pts[idx, 0], -pts[idx, 1], pts[idx, 2]])  # y up, z nearer
     s, rot_view, t = _similarity(src, dst)
-    # ball centre's image position and its depth for s pixels per unit at the head
     cx, cy = camera.principal_point
-    px, py = t[0], -t[1]
-    ray = np.array([(px - cx) / camera.focal, -(py - cy) / camera.focal, -1.0])
-    pos = ray * camera.focal / s
-    return _ray_rotation(ray) @ rot_view, pos
+
+    def ray_through(x: float, y_up: float) -> np.ndarray:
+        return np.array([(x - cx) / camera.focal, (y_up + cy) / camera.focal, -1.0])
+
+    centre = dst.mean(0)                      # the landmarks' centre in the image
+    rot = _ray_rotation(ray_through(centre[0], centre[1])) @ rot_view
+    # the ball centre: its image position and its depth for s pixels per unit
+    pos = ray_through(t[0], t[1]) * camera.focal / s
+    return rot, pos
 
 
 def _ray_rotation(ray: np.ndarray) -> np.ndarray:
@@ -448,6 +475,120 @@ def _fit_pnp(pts2d, ref, idx, camera: Camera, rot0, pos0):
     if pos[2] >= 0:      # a degenerate solution behind the camera: keep the weak one
         return rot0, pos0
     return rot, pos
+
+
+def _fit_joint(pts: np.ndarray, ref: np.ndarray, idx: np.ndarray, camera: Camera,
+               rot0: np.ndarray, pos0: np.ndarray, depth_weight: float,
+               pitch_only: bool = True, iterations: int = 30):
+    """Least squares on the 2D landmarks *and* MediaPipe's relative depth together.
+
+    Why: MediaPipe's 2D landmarks move less than the face when it nods (a 2D fit reads
+    0.6-0.7 of the true pitch on every rendered set), while its depth column, which says
+    how far forward the brow, nose and chin are, keeps most of the pitch. For yaw it is
+    the other way round: the depth under-turns it (a 3D-to-3D fit read yaw 6-7° off
+    where the 2D fit was 3-4° off, on centred renders). So by default
+    (``pitch_only``) only the pitch and the position move from the PnP solution: the
+    rotation turns about the head's pitch axis relative to the line of sight.
+
+    Residuals per landmark: the reprojection error in x and y (pixels), and
+    ``depth_weight`` times the difference between MediaPipe's depth and the reference's
+    depth at the face's scale (``focal / distance`` pixels per unit; both centred, so only
+    the shape counts). MediaPipe's depth is on the scale of x, so weight 1 counts it as
+    one more image coordinate. Depth is measured along the line of sight to the
+    landmarks' centre, which is how MediaPipe sees a face (its crop is centred on it):
+    along the ray to the ball centre instead, pitch read 2-3° low at 50-70° fields of
+    view. Levenberg-Marquardt on a rotation increment (left-multiplied) and the position,
+    with the analytic Jacobian."""
+    p_ref = ref[idx]
+    obs = pts[idx]
+    obs_z = obs[:, 2] - obs[:, 2].mean()
+    cx, cy = camera.principal_point
+    f = camera.focal
+    n = len(idx)
+
+    def residuals(rot, pos):
+        a = p_ref @ rot.T                      # rotated, about the ball centre
+        q = a + pos
+        d = -q[:, 2]
+        centre = q.mean(0)                     # the landmarks' centre, camera frame
+        dist = float(np.linalg.norm(centre))
+        toward = -centre / dist                # from the face towards the camera
+        s = f / -centre[2]                     # pixels per unit at the face
+        rel = a - a.mean(0)
+        along = rel @ toward
+        r = np.empty(3 * n)
+        r[:n] = cx + f * q[:, 0] / d - obs[:, 0]
+        r[n:2 * n] = cy - f * q[:, 1] / d - obs[:, 1]
+        r[2 * n:] = depth_weight * (s * along - obs_z)
+        return r, (a, q, d, s, toward, rel, along, dist)
+
+    def jacobian(a, q, d, s, toward, rel, along, dist):
+        jac = np.empty((3 * n, 6))
+        du_dq = np.stack([f / d, np.zeros(n), f * q[:, 0] / d ** 2], axis=1)
+        dv_dq = np.stack([np.zeros(n), -f / d, -f * q[:, 1] / d ** 2], axis=1)
+        # a rotation increment omega moves a by omega x a, so for any gradient g of a
+        # residual with respect to a point, g . (omega x a) = omega . (a x g)
+        jac[:n, :3] = np.cross(a, du_dq)
+        jac[n:2 * n, :3] = np.cross(a, dv_dq)
+        jac[:n, 3:] = du_dq
+        jac[n:2 * n, 3:] = dv_dq
+        # depth: the landmarks turn about their centre b = mean(a), and the line of
+        # sight follows the centre, which moves by -[b]x omega + d pos
+        b = a.mean(0)
+        g = -(rel - np.outer(along, toward)) / dist        # d along / d centre
+        d_along_dw = np.cross(rel, toward) + np.cross(b, g)
+        ds_dcentre = np.array([0.0, 0.0, s * s / f])
+        ds_dw = np.array([b[1], -b[0], 0.0]) * (s * s / f)  # via centre_z
+        jac[2 * n:, :3] = depth_weight * (s * d_along_dw + np.outer(along, ds_dw))
+        jac[2 * n:, 3:] = depth_weight * (s * g + np.outer(along, ds_dcentre))
+        return jac
+
+    def pitch_axis(rot, pos):
+        """The axis a change of pitch alone turns the head about (camera frame)."""
+        ray = _ray_rotation(pos)
+        roll = angles_from_matrix(ray.T @ rot)[2]
+        return ray @ rotation_matrix(0.0, 0.0, roll)[:, 0]
+
+    rot, pos = rot0.copy(), np.asarray(pos0, dtype=np.float64).copy()
+    r, state = residuals(rot, pos)
+    cost = float(r @ r)
+    damping = 1e-3
+    for _ in range(iterations):
+        jac = jacobian(*state)
+        if pitch_only:           # rotation increments about the pitch axis only
+            axis = pitch_axis(rot, pos)
+            jac = np.column_stack([jac[:, :3] @ axis, jac[:, 3:]])
+        jtj, jtr = jac.T @ jac, jac.T @ r
+        step = np.linalg.solve(jtj + damping * np.diag(np.diag(jtj) + 1e-12), -jtr)
+        turn = axis * step[0] if pitch_only else step[:3]
+        new_rot = _rodrigues(turn) @ rot
+        new_pos = pos + step[-3:]
+        if new_pos[2] >= 0:                  # would put the head behind the camera
+            damping *= 10.0
+            continue
+        new_r, new_state = residuals(new_rot, new_pos)
+        new_cost = float(new_r @ new_r)
+        if new_cost < cost:
+            converged = cost - new_cost < 1e-10 * cost
+            rot, pos, r, state, cost = new_rot, new_pos, new_r, new_state, new_cost
+            damping = max(damping / 10.0, 1e-9)
+            if converged:
+                break
+        else:
+            damping *= 10.0
+            if damping > 1e8:
+                break
+    return rot, pos
+
+
+def _rodrigues(w: np.ndarray) -> np.ndarray:
+    """Rotation matrix of the rotation vector ``w`` (axis times angle in radians)."""
+    angle = float(np.linalg.norm(w))
+    if angle < 1e-12:
+        return np.eye(3)
+    k = w / angle
+    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+    return np.eye(3) + math.sin(angle) * kx + (1.0 - math.cos(angle)) * kx @ kx
 
 
 def estimate_poses(image: ImageLike, config: PoseConfig = PoseConfig()) -> list[FacePose]:

@@ -150,7 +150,7 @@ def photo_pose_hints(photo: ImageLike, pose_net: PoseNet | None, estimator=None,
     differed by more than 25 degrees twice, both profiles where the pose net was right).
     Neither can be trusted over the other, so when they disagree the drawing's lines
     decide (:func:`loomis.construction_fit.fit_from_photo`). Pitch is not compared: the
-    landmark model reads synthetic heads' pitch at about 0.6x.
+    landmark model reads synthetic heads' pitch at about 0.75x.
     """
     reading = pose_net.predict(photo) if pose_net is not None else None
     faces = estimator.estimate(photo) if estimator is not None else []
