@@ -40,6 +40,7 @@ set the PoseConfig fields of the same names, to measure them.
 * ``--lens N``: the astronaut's face re-rendered centred at N known poses through 5°,
   20°, 50° and 70° lenses from distances that keep it the same size, with the estimator
   told the true field of view: how each fit copes with perspective alone.
+* ``--plot FILE.png``: estimated against true angle per set and method (docs/pose_accuracy.png).
 * always: the astronaut symmetry checks (mirror flips yaw/roll; rotating by θ adds θ
   to roll) as deviations in degrees.
 
@@ -103,7 +104,8 @@ def _evaluate(samples, config: PoseConfig, records: list | None = None) -> dict:
     pred, truth, truth_bc, missed = [], [], [], []
     with PoseEstimator(config) as est:
         for img, *gts in samples:
-            record = {"image": img if isinstance(img, str) else None, "label": gts[0]}
+            record = {"image": img if isinstance(img, str) else None, "label": gts[0],
+                      "reference_label": gts[-1]}     # brow-chin zero pitch where given
             try:
                 result = est.analyse(img)
                 record["status"] = ("ok" if result.faces else
@@ -214,6 +216,47 @@ def write_predictions(path: Path, records: list, method: str, append: bool) -> N
 def _cells(angles) -> list[str]:
     """Three angles as CSV cells, or three empty cells where there are none."""
     return [""] * len(AXES) if angles is None else [f"{v:.2f}" for v in angles]
+
+
+# --------------------------------------------------------------------------- figure
+
+def plot_estimates(path: Path, plotted: dict) -> None:
+    """Estimated against true yaw, pitch and roll: one row per set, one colour per
+    method, the diagonal where a perfect estimate lies. A squeezed axis shows as a cloud
+    flatter than the diagonal; a bias as one beside it. Photos without a face are left
+    out. Labels are in the reference's convention (brow-chin zero pitch)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n, by_method in plotted.items() if any(by_method.values())]
+    if not names:
+        return
+    fig, axes = plt.subplots(len(names), 3, figsize=(10.5, 3.2 * len(names)),
+                             squeeze=False)
+    for row, name in zip(axes, names):
+        for method, recs in plotted[name].items():
+            found = [r for r in recs if r.get("estimate") is not None]
+            if not found:
+                continue
+            truth = np.array([r["reference_label"] for r in found])
+            est = np.array([r["estimate"] for r in found])
+            err = np.abs(_wrap(est - truth)).mean(0)
+            for i, ax in enumerate(row):
+                ax.scatter(truth[:, i], est[:, i], s=9, alpha=0.6,
+                           label=f"{method} (MAE {err[i]:.1f}°)")
+        for i, ax in enumerate(row):
+            lo, hi = ax.get_xlim()
+            ax.plot([lo, hi], [lo, hi], color="0.4", lw=0.8, zorder=0)
+            ax.set_title(f"{name}: {AXES[i]}", fontsize=10)
+            ax.set_xlabel("true (°)")
+            ax.set_ylabel("estimated (°)")
+            ax.legend(fontsize=7, loc="upper left")
+            ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
 
 
 # --------------------------------------------------------------------------- symmetry
@@ -417,6 +460,8 @@ def main() -> None:
     ap.add_argument("--contour", action="store_true",
                     help="fit the face outline landmarks too (PoseConfig.contour_landmarks)")
     ap.add_argument("--save", type=Path, default=None, help="write the results as JSON")
+    ap.add_argument("--plot", type=Path, default=None,
+                    help="write a PNG of estimated against true angle, per set and method")
     args = ap.parse_args()
     methods = [m for m in args.methods.split(",") if m]
     if args.labels:  # read and check the labels before anything slow runs
@@ -426,38 +471,45 @@ def main() -> None:
                              f"got {args.negate!r}")
         labels = labelled(args.labels, args.photos or args.labels.parent, negate, args.radians)
     results: dict = {}
+    plotted: dict = {}        # set name → method → records, for --plot
     for method in methods:
+        def records(name: str) -> list | None:
+            return plotted.setdefault(name, {}).setdefault(method, []) if args.plot else None
+
         cfg = PoseConfig(method=method, pitch_gain=args.pitch_gain, fov_deg=args.fov,
                          depth_weight=args.depth_weight,
                          depth_scale=args.depth_scale, contour_landmarks=args.contour)
         res: dict = {"symmetry": symmetry(cfg)}
         if args.rerender:
-            res["rerender"] = _evaluate(rerender_set(args.rerender), cfg)
+            res["rerender"] = _evaluate(rerender_set(args.rerender), cfg, records("rerender"))
         if args.headed:
-            res["headed"] = _evaluate(headed_set(args.headed), cfg)
+            res["headed"] = _evaluate(headed_set(args.headed), cfg, records("headed"))
         if args.render:
-            res["render"] = _evaluate(render_set(args.render), cfg)
+            res["render"] = _evaluate(render_set(args.render), cfg, records("render"))
         if args.synthetic:
             samples = synthetic_set(args.synthetic)
-            res["synthetic"] = (_evaluate(samples, cfg) if samples is not None
-                                else "loomis.synthetic not available")
+            res["synthetic"] = (_evaluate(samples, cfg, records("synthetic"))
+                                if samples is not None else "loomis.synthetic not available")
         if args.lens:
             res["lens"] = {f"{fov:g}°": _evaluate(lens_set(args.lens, fov),
-                                                 dataclasses.replace(cfg, fov_deg=fov))
+                                                 dataclasses.replace(cfg, fov_deg=fov),
+                                                 records("lens"))
                            for fov in LENS_FOVS}
         if args.labels:
-            records: list = []
-            res["labelled"] = _evaluate(labels, cfg, records)
-            res["labelled"]["not_found"] = {r["image"]: r["status"] for r in records
+            photos: list = records("labelled") if args.plot else []
+            res["labelled"] = _evaluate(labels, cfg, photos)
+            res["labelled"]["not_found"] = {r["image"]: r["status"] for r in photos
                                             if r["status"] != "ok"}
             if args.predictions:
-                write_predictions(args.predictions, records, method,
+                write_predictions(args.predictions, photos, method,
                                   append=method != methods[0])
         results[method] = res
     text = json.dumps(results, indent=1)
     print(text)
     if args.save:
         args.save.write_text(text)
+    if args.plot:
+        plot_estimates(args.plot, plotted)
 
 
 if __name__ == "__main__":

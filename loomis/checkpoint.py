@@ -9,6 +9,7 @@ leaves a half-written checkpoint.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-__all__ = ["save_state", "load_state", "atomic_write"]
+__all__ = ["save_state", "load_state", "atomic_write", "hash_weights"]
 
 _META_KEY = "loomis_state"
 
@@ -79,6 +80,21 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def hash_weights(module: torch.nn.Module, h=None):
+    """Feed a module's weights into a hash (sha256 unless ``h`` is given) and return it.
+
+    Every state-dict entry in order, its name then its bytes: the same weights give the
+    same digest on every machine, which is what the ONNX cache's file names
+    (``loomis.inference``) and the training runs' weight records (``train/_loop.py``) key
+    on."""
+    if h is None:
+        h = hashlib.sha256()
+    for k, v in module.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h
 
 
 def save_state(path: str | os.PathLike, state: dict) -> Path:

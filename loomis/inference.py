@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .checkpoint import atomic_write
+from .checkpoint import atomic_write, hash_weights
 from .imageio import ImageLike, load_image, to_image, to_tensor
 from .nets import Generator
 
@@ -80,10 +80,7 @@ GRAPH_VERSION = 2  # 2: Winograd 3×3 convolutions
 def _weights_digest(generator: Generator) -> str:
     h = hashlib.sha256(json.dumps(generator.config.__dict__, sort_keys=True).encode())
     h.update(f"graph {GRAPH_VERSION}".encode())
-    for k, v in generator.state_dict().items():
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:20]
+    return hash_weights(generator, h).hexdigest()[:20]
 
 
 def _cache_dir() -> Path:

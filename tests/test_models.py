@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from loomis.checkpoint import load_state, save_state
+from loomis.checkpoint import hash_weights, load_state, save_state
 from loomis.models import CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig, select_device
 
 TINY_P2P = dict(arch="unet_32", ngf=16, ndf=8, image_size=32)
@@ -76,6 +76,19 @@ def test_resume_continues_exactly(tmp_path, model_cls, cfg):
             assert torch.equal(v, w), f"{name}.{k} differs after resume"
     assert resumed.step_count == 7 and resumed.epoch == full.epoch
     assert resumed.lr == full.lr
+
+
+def test_weight_hash_follows_the_weights_not_the_object():
+    """The ONNX cache and the training records key on this digest: equal weights in two
+    modules give one digest, a single changed number gives another."""
+    torch.manual_seed(0)
+    a = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    b = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    b.load_state_dict(a.state_dict())
+    assert hash_weights(a).hexdigest() == hash_weights(b).hexdigest()
+    with torch.no_grad():
+        b[0].weight[0, 0, 0, 0] += 1e-6
+    assert hash_weights(a).hexdigest() != hash_weights(b).hexdigest()
 
 
 def test_resume_refuses_other_settings():

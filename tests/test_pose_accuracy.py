@@ -96,9 +96,10 @@ def test_the_joint_fit_reads_pitch_that_2d_landmarks_squeeze(tmp_path):
     landmarks alone read pitch 0.7-0.87 of the truth; with its depth as well (the default
     "joint" fit) the estimate follows the true pitch, and yaw and roll stay the 2D fit's."""
     pytest.importorskip("skimage.data")
-    out = tmp_path / "result.json"
+    out, figure = tmp_path / "result.json", tmp_path / "estimates.png"
     proc = subprocess.run([sys.executable, str(SCRIPT), "--methods", "joint,pnp",
-                           "--rerender", "40", "--lens", "10", "--save", str(out)],
+                           "--rerender", "40", "--lens", "10", "--save", str(out),
+                           "--plot", str(figure)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
@@ -114,6 +115,10 @@ def test_the_joint_fit_reads_pitch_that_2d_landmarks_squeeze(tmp_path):
         assert abs(joint["mae_roll"] - pnp["mae_roll"]) < 0.3, name
     for name, joint, _ in sets[1:]:      # centred faces: no squeeze left, and no offset
         assert 0.9 < joint["slope_pitch"] < 1.1 and abs(joint["bias_pitch"]) < 1.5, name
+    # the figure: a row of yaw, pitch and roll panels for each of the two sets
+    with Image.open(figure) as png:
+        assert png.format == "PNG"
+        assert png.height / png.width == pytest.approx(2 * 3.2 / 10.5, rel=0.02)
     # the symmetry checks on the real photo hold for the joint fit too
     sym = result["joint"]["symmetry"]
     assert abs(sym["mirror_yaw_sum"]) < 3 and abs(sym["mirror_pitch_diff"]) < 2

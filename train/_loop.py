@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
-import hashlib
 import html
 import json
 import math
@@ -44,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from loomis import metrics as M  # noqa: E402
-from loomis.checkpoint import atomic_write, load_state, save_state  # noqa: E402
+from loomis.checkpoint import (atomic_write, hash_weights, load_state,  # noqa: E402
+                              save_state)
 from loomis.data import DatasetError, PairedFolder, Unpaired, UnpairedFolder  # noqa: E402
 from loomis.imageio import to_image  # noqa: E402
 from loomis.inference import Translator  # noqa: E402
@@ -443,11 +443,7 @@ def sync_buffers(model) -> None:
 
 
 def weights_digest(module: torch.nn.Module) -> str:
-    h = hashlib.sha256()
-    for k, v in module.state_dict().items():
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
+    return hash_weights(module).hexdigest()
 
 
 def export_generator(gen: Generator, folder: Path, dtype: str, record: dict, run_dir: Path,
