@@ -31,22 +31,23 @@ Sections (each prints MAE and mean signed error = bias, per axis, for each fit m
   Their labels are the Loomis construction's pose, whose chin is set 5-9° behind the
   brow-chin vertical that defines the reference's zero pitch; ``brow_chin`` repeats
   the summary with labels in the reference's convention (the bias that is the fit's).
+* ``--lens N``: the astronaut's face re-rendered centred at N known poses through 5°,
+  20°, 50° and 70° lenses from distances that keep it the same size, with the estimator
+  told the true field of view: how each fit copes with perspective alone.
 
 Every summary has MAE, bias (mean signed error) and slope (of predicted on true angle;
 below 1 = squeezed towards 0) per axis, and ``by_yaw``: the same per range of labelled
 |yaw| (0-30, 30-60, beyond 60) and for |yaw| ≤ 60°, the range of the issue's goal.
 ``--pitch-gain``, ``--depth-scale``, ``--depth-weight``, ``--fov`` and ``--contour``
 set the PoseConfig fields of the same names, to measure them.
-* ``--lens N``: the astronaut's face re-rendered centred at N known poses through 5°,
-  20°, 50° and 70° lenses from distances that keep it the same size, with the estimator
-  told the true field of view: how each fit copes with perspective alone.
-* ``--plot FILE.png``: estimated against true angle per set and method (docs/pose_accuracy.png).
+* ``--plot FILE.png``: estimated against true angle, per set and method
+  (docs/pose_accuracy.png).
 * always: the astronaut symmetry checks (mirror flips yaw/roll; rotating by θ adds θ
   to roll) as deviations in degrees.
 
     python benchmarks/pose_accuracy.py [--labels L.csv [--photos DIR] [--predictions P.csv]]
                                        [--rerender 60] [--headed 60] [--render 40]
-                                       [--synthetic 40] [--lens 30]
+                                       [--synthetic 40] [--lens 30] [--plot P.png]
 """
 from __future__ import annotations
 
@@ -472,8 +473,10 @@ def main() -> None:
         labels = labelled(args.labels, args.photos or args.labels.parent, negate, args.radians)
     results: dict = {}
     plotted: dict = {}        # set name → method → records, for --plot
+
     for method in methods:
-        def records(name: str) -> list | None:
+        def records(name: str, method: str = method) -> list | None:
+            """Where ``_evaluate`` keeps each sample's estimate, when --plot asks for it."""
             return plotted.setdefault(name, {}).setdefault(method, []) if args.plot else None
 
         cfg = PoseConfig(method=method, pitch_gain=args.pitch_gain, fov_deg=args.fov,

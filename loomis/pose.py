@@ -485,8 +485,8 @@ def _fit_joint(pts: np.ndarray, ref: np.ndarray, idx: np.ndarray, camera: Camera
     Why: MediaPipe's 2D landmarks move less than the face when it nods (a 2D fit reads
     0.6-0.7 of the true pitch on every rendered set), while its depth column, which says
     how far forward the brow, nose and chin are, keeps most of the pitch. For yaw it is
-    the other way round: the depth under-turns it (a 3D-to-3D fit read yaw 6-7° off
-    where the 2D fit was 3-4° off, on centred renders). So by default
+    the other way round: the depth under-turns it (a 3D-to-3D fit read yaw 5.6-6.2° off
+    where the 2D fit was 3.1-3.6° off, on centred renders). So by default
     (``pitch_only``) only the pitch and the position move from the PnP solution: the
     rotation turns about the head's pitch axis relative to the line of sight.
 
@@ -496,9 +496,9 @@ def _fit_joint(pts: np.ndarray, ref: np.ndarray, idx: np.ndarray, camera: Camera
     the shape counts). MediaPipe's depth is on the scale of x, so weight 1 counts it as
     one more image coordinate. Depth is measured along the line of sight to the
     landmarks' centre, which is how MediaPipe sees a face (its crop is centred on it):
-    along the ray to the ball centre instead, pitch read 2-3° low at 50-70° fields of
-    view. Levenberg-Marquardt on a rotation increment (left-multiplied) and the position,
-    with the analytic Jacobian."""
+    along the ray to the ball centre instead, a depth-only fit read pitch 4-6° low at
+    50-70° fields of view (see :func:`_fit_weak`). Levenberg-Marquardt on a rotation
+    increment (left-multiplied) and the position, with the analytic Jacobian."""
     p_ref = ref[idx]
     obs = pts[idx]
     obs_z = obs[:, 2] - obs[:, 2].mean()
