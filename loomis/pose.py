@@ -502,7 +502,6 @@ def _fit_joint(pts: np.ndarray, ref: np.ndarray, idx: np.ndarray, camera: Camera
     p_ref = ref[idx]
     obs = pts[idx]
     obs_z = obs[:, 2] - obs[:, 2].mean()
-    cx, cy = camera.principal_point
     f = camera.focal
     n = len(idx)
 
@@ -517,8 +516,7 @@ def _fit_joint(pts: np.ndarray, ref: np.ndarray, idx: np.ndarray, camera: Camera
         rel = a - a.mean(0)
         along = rel @ toward
         r = np.empty(3 * n)
-        r[:n] = cx + f * q[:, 0] / d - obs[:, 0]
-        r[n:2 * n] = cy - f * q[:, 1] / d - obs[:, 1]
+        r[:2 * n] = (camera.project(q) - obs[:, :2]).T.ravel()   # the drawing's projection
         r[2 * n:] = depth_weight * (s * along - obs_z)
         return r, (a, q, d, s, toward, rel, along, dist)
 
