@@ -58,6 +58,16 @@ are the only test that settles it):
   construction itself sets the chin 0.18-0.32 u behind the brow (5-9° of pitch): the
   procedural heads read about 6° "down" for that reason alone, which the benchmark
   reports separately.
+* **Landmark model** (``refine_landmarks``) stays MediaPipe's plain mesh. The attention
+  mesh (``True``; 1-2 ms more) squeezes pitch less in its 2D landmarks (PnP pitch slope
+  0.63-0.94 against 0.59-0.87) and lowers the joint fit's summed MAE over the rendered
+  sets by 3% (``--refine-landmarks`` in the benchmark: pitch 1.3° better on the
+  astronaut face over procedural heads, yaw 0.3-0.7° better on the procedural sets), but
+  over-reads pitch through the lenses (slope 1.06-1.08: 0.3-0.6° worse) and reads 50-70°
+  lenses' yaw 0.4-0.6° worse; on the two real photos at hand (the astronaut and
+  matplotlib's Grace Hopper) it is more mirror-symmetric on one, less on the other, and
+  keeps roll under in-plane rotation less well (0.34° off on average, against 0.16°).
+  No clear winner: labelled real photos decide.
 * **Focal length**: solving with 30°, 50°, 55° or 75° instead of the renders' true field
   of view moves the mean errors by 1-2°, with no single value best on every set; the
   angles are relative to the line of sight, so the guess matters little.
@@ -108,7 +118,7 @@ class PoseConfig:
     min_face_px: int = 32              # narrower faces are reported as too small
     max_side: int = 1280               # detection runs on images at most this large
     min_detection_confidence: float = 0.5
-    refine_landmarks: bool = False     # MediaPipe's iris/lip refinement (slower)
+    refine_landmarks: bool = False     # MediaPipe's attention mesh (see module doc)
     ball_radius: float = BALL_RADIUS_U
     depth_scale: float = 1.0           # stretch of the reference's depth (see module doc)
     contour_landmarks: bool = False    # fit the face outline too (it slides; see FaceReference)

@@ -192,6 +192,16 @@ def test_other_fit_methods_agree_with_the_joint_fit(astronaut, base, method):
     assert abs(faces[0].yaw - base.yaw) < 5 and abs(faces[0].pitch - base.pitch) < 6
 
 
+def test_the_attention_mesh_gives_the_same_landmarks_and_a_close_pose(astronaut, base):
+    # refine_landmarks swaps in MediaPipe's attention mesh, which returns 478 points (its
+    # irises last): the fit must take the same 468 and read the same face
+    face = estimate_poses(astronaut, PoseConfig(refine_landmarks=True))[0]
+    assert face.landmarks.shape == base.landmarks.shape == (468, 2)
+    assert np.abs(face.landmarks - base.landmarks).mean() < 0.01 * base.width
+    for axis in ("yaw", "pitch", "roll"):
+        assert abs(getattr(face, axis) - getattr(base, axis)) < 2.0, axis
+
+
 def test_joint_fit_recovers_a_known_pose_from_landmarks_and_depth():
     """Exact landmarks and MediaPipe-style depth (along the line of sight to the face, in
     pixels at its scale) of a turned, off-centre head: the joint fit finds the pose from a
