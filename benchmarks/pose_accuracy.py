@@ -42,8 +42,9 @@ below 1 = squeezed towards 0) per axis, and ``by_yaw``: the same per range of la
 ``--refine-landmarks`` set the PoseConfig fields of the same names, to measure them.
 * ``--plot FILE.png``: estimated against true angle, per set and method
   (docs/pose_accuracy.png).
-* always: the astronaut symmetry checks (mirror flips yaw/roll; rotating by θ adds θ
-  to roll) as deviations in degrees.
+* always: checks that need no labels on the two real portraits at hand (scikit-image's
+  astronaut, matplotlib's Grace Hopper): mirroring negates yaw and roll, rotating by θ
+  adds θ to roll and leaves yaw and pitch; deviations in degrees.
 
     python benchmarks/pose_accuracy.py [--labels L.csv [--photos DIR] [--predictions P.csv]]
                                        [--rerender 60] [--headed 60] [--render 40]
@@ -263,24 +264,43 @@ def plot_estimates(path: Path, plotted: dict) -> None:
 
 # --------------------------------------------------------------------------- symmetry
 
-def symmetry(config: PoseConfig) -> dict:
+def real_photos() -> dict[str, Image.Image]:
+    """The unlabelled real portraits available offline: scikit-image's astronaut and
+    matplotlib's Grace Hopper (both public domain, both installed with the project)."""
+    import matplotlib.cbook
     import skimage.data
 
-    img = Image.fromarray(skimage.data.astronaut())
+    with Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg")) as hopper:
+        return {"astronaut": Image.fromarray(skimage.data.astronaut()),
+                "grace_hopper": hopper.convert("RGB")}
+
+
+def symmetry(config: PoseConfig) -> dict:
+    """Checks that need no labels, per real photo: mirroring must negate yaw and roll and
+    keep pitch; rotating the photo by θ must add θ to roll and keep yaw and pitch (the
+    photo turns about the assumed principal point, so the line of sight stays put)."""
+    out = {}
     with PoseEstimator(config) as est:
-        b = est.estimate(img)[0]
-        m = est.estimate(img.transpose(Image.Transpose.FLIP_LEFT_RIGHT))[0]
-        out = {"astronaut": [round(b.yaw, 2), round(b.pitch, 2), round(b.roll, 2)],
-               "mirror_yaw_sum": round(m.yaw + b.yaw, 2),
-               "mirror_roll_sum": round(m.roll + b.roll, 2),
-               "mirror_pitch_diff": round(m.pitch - b.pitch, 2)}
-        dev = []
-        for theta in (-40, -30, -20, -10, 10, 20, 30, 40):
-            r = est.estimate(img.rotate(theta, expand=True, resample=Image.Resampling.BICUBIC))
-            if r:
-                dev.append(float(_wrap(np.array(r[0].roll - b.roll - theta))))
-        out["rotation_roll_error_mean_abs"] = round(float(np.abs(dev).mean()), 2)
-        out["rotation_roll_error_max_abs"] = round(float(np.abs(dev).max()), 2)
+        for name, img in real_photos().items():
+            b = est.estimate(img)[0]
+            m = est.estimate(img.transpose(Image.Transpose.FLIP_LEFT_RIGHT))[0]
+            checks = {"estimate": [round(b.yaw, 2), round(b.pitch, 2), round(b.roll, 2)],
+                      "mirror_yaw_sum": round(m.yaw + b.yaw, 2),
+                      "mirror_roll_sum": round(m.roll + b.roll, 2),
+                      "mirror_pitch_diff": round(m.pitch - b.pitch, 2)}
+            dev = []
+            for theta in (-40, -30, -20, -10, 10, 20, 30, 40):
+                r = est.estimate(img.rotate(theta, expand=True,
+                                            resample=Image.Resampling.BICUBIC))
+                if r:
+                    dev.append(np.abs(_wrap(np.array([r[0].yaw - b.yaw, r[0].pitch - b.pitch,
+                                                      r[0].roll - b.roll - theta]))))
+            dev = np.array(dev)
+            checks["rotation_roll_error_mean_abs"] = round(float(dev[:, 2].mean()), 2)
+            checks["rotation_roll_error_max_abs"] = round(float(dev[:, 2].max()), 2)
+            checks["rotation_yaw_change_mean_abs"] = round(float(dev[:, 0].mean()), 2)
+            checks["rotation_pitch_change_mean_abs"] = round(float(dev[:, 1].mean()), 2)
+            out[name] = checks
     return out
 
 

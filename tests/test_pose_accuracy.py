@@ -119,7 +119,13 @@ def test_the_joint_fit_reads_pitch_that_2d_landmarks_squeeze(tmp_path):
     with Image.open(figure) as png:
         assert png.format == "PNG"
         assert png.height / png.width == pytest.approx(2 * 3.2 / 10.5, rel=0.02)
-    # the symmetry checks on the real photo hold for the joint fit too
-    sym = result["joint"]["symmetry"]
-    assert abs(sym["mirror_yaw_sum"]) < 3 and abs(sym["mirror_pitch_diff"]) < 2
-    assert sym["rotation_roll_error_max_abs"] < 1.0
+    # the label-free checks on both real photos hold for the joint fit too
+    photos = result["joint"]["symmetry"]
+    assert set(photos) == {"astronaut", "grace_hopper"}
+    for name, sym in photos.items():
+        assert all(abs(a) < 10 for a in sym["estimate"]), name      # both near-frontal
+        assert abs(sym["mirror_yaw_sum"]) < 3 and abs(sym["mirror_roll_sum"]) < 2, name
+        assert abs(sym["mirror_pitch_diff"]) < 2, name
+        assert sym["rotation_roll_error_max_abs"] < 1.0, name
+        assert sym["rotation_yaw_change_mean_abs"] < 1.5, name
+        assert sym["rotation_pitch_change_mean_abs"] < 2.0, name
