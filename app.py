@@ -207,11 +207,27 @@ class LoomisApp:
         return "\n".join(parts)
 
 
+def real_portraits() -> list[str]:
+    """Real portrait photos for the examples, from packages the app installs anyway:
+    matplotlib's public-domain Grace Hopper. Found by path, without importing matplotlib
+    (the page starts faster), and never committed here: the project's own examples are
+    all its own renders. Empty where a package leaves its sample data out."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("matplotlib")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(root) / "mpl-data" / "sample_data" / "grace_hopper.jpg"
+        if path.is_file():
+            return [str(path)]
+    return []
+
+
 def build_app() -> gr.Blocks:
     """The whole page; launch it with ``.launch()`` (``python app.py`` does)."""
     app = LoomisApp()
     photos = sorted(str(p) for p in EXAMPLES.glob("photo_*.png") if "_loomis" not in p.name)
     sketches = sorted(str(p) for p in EXAMPLES.glob("sketch_*.png"))
+    portraits = real_portraits()
     with gr.Blocks(title="Loomis") as demo:
         gr.Markdown("# Loomis\nA portrait photo → its Andrew Loomis head construction; "
                     "a construction sketch → a photo.")
@@ -236,6 +252,9 @@ def build_app() -> gr.Blocks:
                 drawing = gr.Image(type="pil", format="png", label="Loomis drawing",
                                    buttons=["download"], interactive=False, elem_id="drawing-out")
             gr.Examples([[p] for p in photos], inputs=[photo], cache_examples=False, label="Rendered heads")
+            if portraits:
+                gr.Examples([[p] for p in portraits], inputs=[photo], cache_examples=False,
+                            label="A real photo (Grace Hopper, from matplotlib's sample data)")
             engine.change(lambda name: gr.Checkbox(value=FIT_BY_DEFAULT[name]), engine, fit,
                           api_visibility="private")
             draw_btn.click(app.photo_to_drawing, [photo, engine, background, weight, hidden, features, fit],

@@ -1,11 +1,13 @@
 """The app as a user and a Space see it: a launched server called through gradio_client,
 the live-frame function, the model registry's Hub/bundled choice, and bad input."""
+import io
 import os
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 import socket
 import threading
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +85,26 @@ def test_photo_to_drawing_draws_the_construction_on_paper(server):
     overlay = call(client, PHOTO, "Geometric engine", "photo", 3, "omit", True,
                    api_name="/photo_to_drawing")
     assert not np.array_equal(np.asarray(overlay), np.asarray(Image.open(PHOTO).convert("RGB")))
+
+
+def test_the_real_photo_example_gets_its_construction_on_her_face(server):
+    import app
+    from loomis.pose import estimate_poses
+    (portrait,) = app.real_portraits()      # matplotlib's Grace Hopper, installed with the app
+    demo, client = server
+    # the page offers it, and serves it when clicked
+    examples = {c["props"]["label"]: c["props"]["samples"]
+                for c in demo.config["components"] if c.get("type") == "dataset"}
+    ((served,),) = examples["A real photo (Grace Hopper, from matplotlib's sample data)"]
+    with urllib.request.urlopen(client.src.rstrip("/") + served["url"]) as response:
+        assert Image.open(io.BytesIO(response.read())).size == (512, 600)
+    out = call(client, Path(portrait), "Geometric engine", "paper", api_name="/photo_to_drawing")
+    assert out.size == Image.open(portrait).size == (512, 600)
+    ink = np.asarray(out.convert("L")) < 120
+    x0, y0, x1, y1 = (round(v) for v in estimate_poses(portrait)[0].box)
+    face = ink[y0:y1, x0:x1]
+    assert face.mean() > 0.1                  # the construction's lines are on the face
+    assert ink.sum() < 2.5 * face.sum()       # and mostly there (the cranium rises above it)
 
 
 @pytest.mark.parametrize("engine", ["pix2pix", "CycleGAN"])

@@ -77,7 +77,19 @@ def test_upload_a_photo_and_get_a_drawing(page):
     page.locator("#photo-in img").first.wait_for(state="visible")
     page.click("#draw-btn")
     assert _output_size(page, "drawing-out") == (256, 256)
+    # the screenshot shows the project's own render: no third-party picture is committed
     page.screenshot(path=str(ROOT / "docs" / "app_screenshot.png"), full_page=True)
+
+
+def test_pick_the_real_photo_example_and_get_its_drawing(page):
+    examples = page.locator(".block", has_text="A real photo (Grace Hopper").last
+    examples.locator("button").first.click()
+    page.wait_for_function("() => { const i = document.querySelector('#photo-in img');"
+                           " return i && i.complete && i.naturalWidth === 512; }")
+    page.click("#draw-btn")
+    page.wait_for_function("() => { const i = document.querySelector('#drawing-out img');"
+                           " return i && i.complete && i.naturalWidth === 512; }")
+    assert _output_size(page, "drawing-out") == (512, 600)
 
 
 def test_draw_on_the_canvas_and_get_a_photo(page):
