@@ -278,7 +278,8 @@ def real_photos() -> dict[str, Image.Image]:
 def symmetry(config: PoseConfig) -> dict:
     """Checks that need no labels, per real photo: mirroring must negate yaw and roll and
     keep pitch; rotating the photo by θ must add θ to roll and keep yaw and pitch (the
-    photo turns about the assumed principal point, so the line of sight stays put)."""
+    photo turns about the assumed principal point, so the line of sight stays put; the
+    expanded canvas lengthens the assumed focal length, which moves the angles little)."""
     out = {}
     with PoseEstimator(config) as est:
         for name, img in real_photos().items():

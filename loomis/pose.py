@@ -66,7 +66,8 @@ are the only test that settles it):
   over-reads pitch through the lenses (slope 1.06-1.08: 0.3-0.6° worse) and reads 50-70°
   lenses' yaw 0.4-0.6° worse; on the two real photos at hand (the astronaut and
   matplotlib's Grace Hopper) it is more mirror-symmetric on one, less on the other, and
-  keeps roll under in-plane rotation less well (0.34° off on average, against 0.16°).
+  keeps roll under in-plane rotation less well (0.34-0.52° off on average, against
+  0.16-0.17°).
   No clear winner: labelled real photos decide.
 * **Focal length**: solving with 30°, 50°, 55° or 75° instead of the renders' true field
   of view moves the mean errors by 1-2°, with no single value best on every set; the
