@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _loop import weights_digest  # noqa: E402
+from _loop import leave_process_group, weights_digest  # noqa: E402
 
 from loomis.checkpoint import load_state, save_state  # noqa: E402
 from loomis.pose_net import MIRROR_SIGNS, PoseNet, PoseNetConfig  # noqa: E402
@@ -182,6 +182,15 @@ def main(argv: list[str] | None = None) -> int:
     rank = int(os.environ.get("RANK", "0"))
     if world > 1:
         torch.distributed.init_process_group("gloo")
+    rc = train(args, argv, world, rank)
+    if world > 1 and rc == 0:
+        leave_process_group()
+    return rc
+
+
+def train(args: argparse.Namespace, argv: list[str] | None, world: int, rank: int) -> int:
+    """Train (or resume) and export; the exit status. Returns before the process group is
+    left, so that the DistributedDataParallel wrapper made here is gone by then."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(args.seed)
@@ -245,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         if out_of_time.item() and epoch + 1 < args.epochs:
             if rank == 0:
                 print(f"stopped after epoch {epoch + 1} (--max-minutes); --resume goes on")
-            return leave(world)
+            return 0
     digests = [weights_digest(net)]
     if world > 1:   # every process must end with the same weights; the record shows it
         digests = [None] * world
@@ -269,15 +278,6 @@ def main(argv: list[str] | None = None) -> int:
             api.upload_folder(folder_path=str(folder), repo_id=args.push_to_hub,
                               commit_message="Upload Loomis pose net")
             print(f"pushed to {args.push_to_hub}")
-    return leave(world)
-
-
-def leave(world: int) -> int:
-    """Exit status 0, after every process has arrived (rank 0 may still be writing): a
-    process that leaves gloo while another is inside a collective aborts it."""
-    if world > 1:
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
     return 0
 
 
