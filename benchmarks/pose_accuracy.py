@@ -38,8 +38,9 @@ Sections (each prints MAE and mean signed error = bias, per axis, for each fit m
 Every summary has MAE, bias (mean signed error) and slope (of predicted on true angle;
 below 1 = squeezed towards 0) per axis, and ``by_yaw``: the same per range of labelled
 |yaw| (0-30, 30-60, beyond 60) and for |yaw| ≤ 60°, the range of the issue's goal.
-``--pitch-gain``, ``--depth-scale``, ``--depth-weight``, ``--fov``, ``--contour`` and
-``--refine-landmarks`` set the PoseConfig fields of the same names, to measure them.
+``--pitch-gain``, ``--depth-scale``, ``--depth-weight``, ``--fov``, ``--contour``,
+``--refine-landmarks`` and ``--mirror-average`` set the PoseConfig fields of the same
+names, to measure them.
 * ``--plot FILE.png``: estimated against true angle, per set and method
   (docs/pose_accuracy.png).
 * always: checks that need no labels on the two real portraits at hand (scikit-image's
@@ -484,6 +485,10 @@ def main() -> None:
     ap.add_argument("--fov", type=float, default=PoseConfig().fov_deg, help="PoseConfig.fov_deg")
     ap.add_argument("--contour", action="store_true",
                     help="fit the face outline landmarks too (PoseConfig.contour_landmarks)")
+    ap.add_argument("--mirror-average", action=argparse.BooleanOptionalAction,
+                    default=PoseConfig().mirror_average,
+                    help="average each photo's landmarks with its mirror image's "
+                         "(PoseConfig.mirror_average)")
     ap.add_argument("--refine-landmarks", action=argparse.BooleanOptionalAction,
                     default=PoseConfig().refine_landmarks,
                     help="MediaPipe's attention mesh (PoseConfig.refine_landmarks)")
@@ -509,7 +514,8 @@ def main() -> None:
         cfg = PoseConfig(method=method, pitch_gain=args.pitch_gain, fov_deg=args.fov,
                          depth_weight=args.depth_weight,
                          depth_scale=args.depth_scale, contour_landmarks=args.contour,
-                         refine_landmarks=args.refine_landmarks)
+                         refine_landmarks=args.refine_landmarks,
+                         mirror_average=args.mirror_average)
         res: dict = {"symmetry": symmetry(cfg)}
         if args.rerender:
             res["rerender"] = _evaluate(rerender_set(args.rerender), cfg, records("rerender"))
