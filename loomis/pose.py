@@ -73,10 +73,11 @@ are the only test that settles it):
   mirror-symmetric: mirroring the astronaut photo moves its yaw by 2.8° more than a sign
   flip. Averaging the upright pass's landmarks with those of its mirror image (re-indexed
   through the reference's left/right pairs) makes yaw and roll flip exactly (sums within
-  0.1° on both real photos) and lowers the summed MAE over six rendered sets by 4% (roll
-  0.03-0.23° better on every set, yaw on five of six; pitch 0.16-0.5° better on three and
-  0.01-0.23° worse on the others), for one more MediaPipe pass: 6 ms, a single 640×480
-  photo drawn in 30 instead of 24 ms. Real photos decide whether that is worth it.
+  0.1° on both real photos) and lowers the summed MAE over the benchmark's eight rendered
+  sets by 5% (roll 0.03-0.24° better on every set, yaw on seven of eight; pitch up to 0.5°
+  better on four and 0.01-0.23° worse on the others), for one more MediaPipe pass: 6 ms,
+  a single 640×480 photo drawn in 30 instead of 24 ms. Real photos decide whether that is
+  worth it.
 * **Focal length**: solving with 30°, 50°, 55° or 75° instead of the renders' true field
   of view moves the mean errors by 1-2°, with no single value best on every set; the
   angles are relative to the line of sight, so the guess matters little.
