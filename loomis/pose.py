@@ -380,7 +380,8 @@ class PoseEstimator:
         its landmarks drift enough to misread roll by ~9° and yaw/pitch by a few degrees.
         A second pass on a crop rotated by the first estimate's roll removes most of it
         (measured in benchmarks/pose_accuracy.py). Photos only: video tracking already
-        follows the face's rotation."""
+        follows the face's rotation. With ``mirror_average`` the crop's mirror image is
+        read too and the two are averaged (see the module docstring)."""
         import cv2
 
         x0, y0, x1, y1 = face.box
