@@ -397,7 +397,7 @@ class PoseEstimator:
         if pts is None:
             return None
         if self.config.mirror_average:
-            mirrored = self._central_mesh(np.ascontiguousarray(crop[:, ::-1]))
+            mirrored = self._central_mesh(crop[:, ::-1])   # _landmarks makes it contiguous
             if mirrored is not None:
                 mirrored[:, 0] = side - mirrored[:, 0]
                 # landmark i of the mirror image is landmark pair[i] of the photo
@@ -533,6 +533,8 @@ def _fit_joint(pts: np.ndarray, ref: np.ndarray, idx: np.ndarray, camera: Camera
     along the ray to the ball centre instead, a depth-only fit read pitch 4-6° low at
     50-70° fields of view (see :func:`_fit_weak`). Levenberg-Marquardt on a rotation
     increment (left-multiplied) and the position, with the analytic Jacobian."""
+    import cv2
+
     p_ref = ref[idx]
     obs = pts[idx]
     obs_z = obs[:, 2] - obs[:, 2].mean()
@@ -593,7 +595,7 @@ def _fit_joint(pts: np.ndarray, ref: np.ndarray, idx: np.ndarray, camera: Camera
         jtj, jtr = jac.T @ jac, jac.T @ r
         step = np.linalg.solve(jtj + damping * np.diag(np.diag(jtj) + 1e-12), -jtr)
         turn = axis * step[0] if pitch_only else step[:3]
-        new_rot = _rodrigues(turn) @ rot
+        new_rot = cv2.Rodrigues(turn)[0] @ rot
         new_pos = pos + step[-3:]
         if new_pos[2] >= 0:                  # would put the head behind the camera
             damping *= 10.0
@@ -611,16 +613,6 @@ def _fit_joint(pts: np.ndarray, ref: np.ndarray, idx: np.ndarray, camera: Camera
             if damping > 1e8:
                 break
     return rot, pos
-
-
-def _rodrigues(w: np.ndarray) -> np.ndarray:
-    """Rotation matrix of the rotation vector ``w`` (axis times angle in radians)."""
-    angle = float(np.linalg.norm(w))
-    if angle < 1e-12:
-        return np.eye(3)
-    k = w / angle
-    kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
-    return np.eye(3) + math.sin(angle) * kx + (1.0 - math.cos(angle)) * kx @ kx
 
 
 def estimate_poses(image: ImageLike, config: PoseConfig = PoseConfig()) -> list[FacePose]:
