@@ -19,6 +19,8 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
+from loomis import sample_data
+
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE / "examples"
 MAX_SIDE = 2048          # larger photos are scaled down first: the lines do not need more
@@ -209,17 +211,11 @@ class LoomisApp:
 
 def real_portraits() -> list[str]:
     """Real portrait photos for the examples, from packages the app installs anyway:
-    matplotlib's public-domain Grace Hopper. Found by path, without importing matplotlib
-    (the page starts faster), and never committed here: the project's own examples are
-    all its own renders. Empty where a package leaves its sample data out."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("matplotlib")
-    for root in (spec.submodule_search_locations or []) if spec else []:
-        path = Path(root) / "mpl-data" / "sample_data" / "grace_hopper.jpg"
-        if path.is_file():
-            return [str(path)]
-    return []
+    matplotlib's public-domain Grace Hopper (loomis.sample_data: found by path, never
+    committed here; the project's own examples are all its own renders). Empty where a
+    package leaves its sample data out."""
+    path = sample_data.grace_hopper()
+    return [str(path)] if path else []
 
 
 def build_app() -> gr.Blocks:

@@ -31,6 +31,12 @@ Sections (each prints MAE and mean signed error = bias, per axis, for each fit m
   Their labels are the Loomis construction's pose, whose chin is set 5-9° behind the
   brow-chin vertical that defines the reference's zero pitch; ``brow_chin`` repeats
   the summary with labels in the reference's convention (the bias that is the fit's).
+* ``--scan N``: a real person's face, Gradio's coloured 3D scan (loomis.sample_data),
+  rendered at N random known poses like ``--rerender``: the one set whose geometry and
+  skin are both independent of the reference and of the procedural heads, so it is the
+  nearest to a real photo here. Labels are in the reference's convention, its zero
+  pitch found on the scan's profile (see ``_face_scan``; an estimate, good to about a
+  degree). ``--scan-headed N`` paints it over a procedural head.
 * ``--lens N``: the astronaut's face re-rendered centred at N known poses through 5°,
   20°, 50° and 70° lenses from distances that keep it the same size, with the estimator
   told the true field of view: how each fit copes with perspective alone.
@@ -49,7 +55,8 @@ names, to measure them.
 
     python benchmarks/pose_accuracy.py [--labels L.csv [--photos DIR] [--predictions P.csv]]
                                        [--rerender 60] [--headed 60] [--render 40]
-                                       [--synthetic 40] [--lens 30] [--plot P.png]
+                                       [--synthetic 40] [--scan 100] [--scan-headed 100]
+                                       [--lens 30] [--plot P.png]
 """
 from __future__ import annotations
 
@@ -68,6 +75,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone
 
+from loomis import sample_data
 from loomis.camera import Camera, HeadPose, angles_from_matrix, rotation_matrix
 from loomis.face_reference import load_reference
 from loomis.imageio import ImageError
@@ -268,12 +276,13 @@ def plot_estimates(path: Path, plotted: dict) -> None:
 def real_photos() -> dict[str, Image.Image]:
     """The unlabelled real portraits available offline: scikit-image's astronaut and
     matplotlib's Grace Hopper (both public domain, both installed with the project)."""
-    import matplotlib.cbook
     import skimage.data
 
-    with Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg")) as hopper:
-        return {"astronaut": Image.fromarray(skimage.data.astronaut()),
-                "grace_hopper": hopper.convert("RGB")}
+    photos = {"astronaut": Image.fromarray(skimage.data.astronaut())}
+    if (hopper := sample_data.grace_hopper()) is not None:
+        with Image.open(hopper) as im:
+            photos["grace_hopper"] = im.convert("RGB")
+    return photos
 
 
 def symmetry(config: PoseConfig) -> dict:
@@ -334,11 +343,16 @@ def _random_view(rng: np.random.Generator, size: int, fov: float,
 def _astronaut_mesh():
     """The astronaut photo, its landmarks (texture coordinates), the reference mesh in
     the head frame and its triangles: what the re-rendered sets draw (measured once per
-    run; every set and method reads the same arrays)."""
+    run; every set and method reads the same arrays).
+
+    The texture coordinates are the plain mesh's, the landmarks the reference itself was
+    measured with (loomis.face_reference), whatever the estimator's default: with the
+    attention mesh's the re-rendered faces change (the lens set's yaw MAE moves by 0.5°),
+    and no figure would compare with an earlier one."""
     import skimage.data
 
     src = skimage.data.astronaut()
-    with PoseEstimator() as est:
+    with PoseEstimator(PoseConfig(refine_landmarks=False)) as est:
         tex = est.estimate(src)[0].landmarks
     return src, tex, load_reference().head_points(BALL_RADIUS_U), _triangles()
 
@@ -388,6 +402,92 @@ def lens_set(n: int, fov: float, seed: int = 0, size: int = 512):
         yaw, pitch, roll = rng.uniform(-40, 40), rng.uniform(-25, 25), rng.uniform(-15, 15)
         pose = HeadPose(yaw, pitch, roll, 1.0, (0.0, 0.0, -dist))
         yield _render(src, tex, ref, tris, pose, cam, bg.copy()), _labels(pose)
+
+
+@functools.lru_cache(maxsize=1)
+def _face_scan():
+    """Gradio's scanned face (loomis.sample_data.face_scan) in the reference's frame:
+    vertices in units of u about the ball centre, zero pitch with the brow-chin line
+    vertical, as the reference's is; plus triangles, vertex normals and colours (0-255).
+    None when Gradio leaves the file out.
+
+    The landmarks are found on the scan's midline profile, the way
+    loomis.face_reference finds them on MediaPipe's mesh: the subnasale (the deepest
+    point between the nose tip and the lip), the menton (the lowest point), the chin
+    point (the frontmost point of the chin's lower half-unit), u from subnasale to menton
+    at the reference's own chin height, the brow point one u above the subnasale on the
+    profile, and the ball centre ``BALL_RADIUS_U`` behind it. The brow point's height is
+    an estimate (the scan has no eyebrow landmarks): a brow 0.1 u off tilts the brow-chin
+    line by about 1°, which shifts the labels' zero pitch, not their range."""
+    path = sample_data.face_scan()
+    if path is None:
+        return None
+    verts, cols, faces = [], [], []
+    for line in path.read_text().splitlines():
+        p = line.split()
+        if p and p[0] == "v":
+            verts.append([float(x) for x in p[1:4]])
+            cols.append([float(x) for x in p[4:7]] if len(p) >= 7 else [0.8, 0.7, 0.6])
+        elif p and p[0] == "f":
+            faces.append([int(x.split("/")[0]) - 1 for x in p[1:4]])
+    pts = np.array(verts) * np.array([-1.0, 1.0, -1.0])   # turned to face +z
+    faces = np.array(faces)
+    mid = pts[np.abs(pts[:, 0]) < 3.0]                      # the profile, 3 mm either side
+    mid = mid[np.argsort(mid[:, 1])]
+    tip = mid[np.argmax(mid[:, 2])]
+    lip = mid[(mid[:, 1] < tip[1] - 5.0) & (mid[:, 1] > tip[1] - 25.0)]
+    subnasale = lip[np.argmin(lip[:, 2])]
+    menton_y = mid[0, 1]
+    u = (subnasale[1] - menton_y) / (-load_reference().chin_y - 1.0)
+    brow_y = subnasale[1] + u
+    brow = np.array([0.0, brow_y, np.interp(brow_y, mid[:, 1], mid[:, 2])])
+    low = mid[mid[:, 1] < menton_y + 0.5 * u]
+    chin = low[np.argmax(low[:, 2])]
+    tilt = math.degrees(math.atan2(brow[2] - chin[2], brow[1] - chin[1]))
+    level = rotation_matrix(0.0, tilt, 0.0)                # brow-chin line vertical
+    head = (pts - brow) @ level.T / u + np.array([0.0, 0.0, BALL_RADIUS_U])
+    a, b, c = (head[faces[:, k]] for k in range(3))
+    normals = np.zeros_like(head)
+    for k in range(3):
+        np.add.at(normals, faces[:, k], np.cross(b - a, c - a))
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12
+    return head, faces, normals, np.array(cols) * 255.0
+
+
+def scan_set(n: int, seed: int = 0, size: int = 512, headed: bool = False):
+    """Gradio's scanned face at n random known poses (the views of ``--rerender``), lit
+    by a random key light, over a plain backdrop or, with ``headed``, over a procedural
+    head at the same pose. None when the scan is not installed."""
+    from loomis.render import HeadIdentity, Lighting, _rasterize, render_head
+
+    scan = _face_scan()
+    if scan is None:
+        return None
+    head, faces, normals, colours = scan
+
+    def gen():
+        rng = np.random.default_rng(seed)
+        for _ in range(n):
+            pose, cam = _random_view(rng, size, fov=50.0, dist=(9.0, 14.0), off=0.12)
+            light = np.array([*rng.uniform(-0.6, 0.6, 2), 1.0])
+            if headed:
+                out = np.array(render_head(HeadIdentity.sample(rng), pose, cam,
+                                           Lighting.sample(rng)))
+            else:
+                out = np.clip(rng.normal(150, 6, (size, size, 3)), 0, 255).astype(np.uint8)
+            # drawn at twice the size and shrunk: anti-aliased edges, as in a photo
+            pts = pose.to_camera(head)
+            shade = 0.35 + 0.65 * np.clip(pose.normals_to_camera(normals) @ light
+                                          / np.linalg.norm(light), 0.0, 1.0)
+            big = cv2.resize(out, (2 * size, 2 * size), interpolation=cv2.INTER_LINEAR)
+            pix, tri, bary, _ = _rasterize(2.0 * cam.project(pts), -pts[:, 2], faces,
+                                           2 * size, 2 * size)
+            vert = (colours * shade[:, None])[faces[tri]]          # (k, 3 corners, rgb)
+            big.reshape(-1, 3)[pix] = np.clip(np.einsum("kc,kcj->kj", bary, vert), 0, 255)
+            yield (cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA),
+                   _labels(pose))
+
+    return gen()
 
 
 def _render(src, tex, ref, tris, pose: HeadPose, cam: Camera, out: np.ndarray) -> np.ndarray:
@@ -472,6 +572,11 @@ def main() -> None:
                     help="astronaut face painted over procedural heads")
     ap.add_argument("--render", type=int, default=0, help="procedural heads (loomis.render)")
     ap.add_argument("--synthetic", type=int, default=0, help="loomis.synthetic samples")
+    ap.add_argument("--scan", type=int, default=0,
+                    help="Gradio's scanned face (an independent real face) at this many "
+                         "known poses")
+    ap.add_argument("--scan-headed", type=int, default=0,
+                    help="the scanned face painted over procedural heads")
     ap.add_argument("--lens", type=int, default=0,
                     help="astronaut face re-rendered centred at this many poses through "
                          f"each of {', '.join(f'{f:g}' for f in LENS_FOVS)}° lenses, the "
@@ -527,6 +632,11 @@ def main() -> None:
             samples = synthetic_set(args.synthetic)
             res["synthetic"] = (_evaluate(samples, cfg, records("synthetic"))
                                 if samples is not None else "loomis.synthetic not available")
+        for name, n in (("scan", args.scan), ("scan_headed", args.scan_headed)):
+            samples = scan_set(n, headed=name == "scan_headed") if n else None
+            if n:
+                res[name] = (_evaluate(samples, cfg, records(name)) if samples is not None
+                             else "Gradio's face scan not installed")
         if args.lens:
             res["lens"] = {f"{fov:g}°": _evaluate(lens_set(args.lens, fov),
                                                  dataclasses.replace(cfg, fov_deg=fov),

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .camera import Camera, HeadPose
+from .camera import Camera, HeadPose, cross
 
 __all__ = ["LoomisProportions", "Stroke", "StrokeKinds", "ConstructionModel", "construction_lines",
            "construction_points", "face_depth", "check_pose_in_front"]
@@ -336,12 +336,6 @@ def check_pose_in_front(pose: HeadPose, camera: Camera, prop: LoomisProportions)
             "must lie entirely in front of the camera (z < 0): move it further away")
 
 
-def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cross product of two 3-vectors (np.cross costs 20x more for one pair)."""
-    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2],
-                     a[0] * b[1] - a[1] * b[0]])
-
-
 def _ball_outline(pose: HeadPose, camera: Camera, p: LoomisProportions, n: int) -> np.ndarray:
     """Camera-frame points of the sphere's silhouette.
 
@@ -360,9 +354,9 @@ def _ball_outline(pose: HeadPose, camera: Camera, p: LoomisProportions, n: int) 
         centre, rho, axis = c * k, r * math.sqrt(k), -c / dist
     # An orthonormal basis (e1, e2) of the plane perpendicular to ``axis``.
     helper = np.array([0.0, 1.0, 0.0]) if abs(axis[1]) < 0.9 else np.array([1.0, 0.0, 0.0])
-    e1 = _cross(helper, axis)
+    e1 = cross(helper, axis)
     e1 /= math.sqrt(float(e1 @ e1))
-    e2 = _cross(axis, e1)
+    e2 = cross(axis, e1)
     t = _arc(n, 0.0, 2 * math.pi)[:-1]
     return centre + rho * (np.cos(t)[:, None] * e1 + np.sin(t)[:, None] * e2)
 

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -93,8 +94,9 @@ def test_a_malformed_labels_file_stops_with_what_to_fix(tmp_path, header, messag
 def test_the_joint_fit_reads_pitch_that_2d_landmarks_squeeze(tmp_path):
     """The astronaut's face re-rendered at 40 known poses (|yaw| ≤ 60°, |pitch| ≤ 30°),
     and centred at 10 poses through each of four lenses (5° to 70°): MediaPipe's 2D
-    landmarks alone read pitch 0.7-0.87 of the truth; with its depth as well (the default
-    "joint" fit) the estimate follows the true pitch, and yaw and roll stay the 2D fit's."""
+    landmarks alone read pitch 0.75 of the truth over the wide range and 1.5-1.9° low on
+    centred faces; with its depth as well (the default "joint" fit) the estimate follows
+    the true pitch, and yaw and roll stay the 2D fit's."""
     pytest.importorskip("skimage.data")
     out, figure = tmp_path / "result.json", tmp_path / "estimates.png"
     proc = subprocess.run([sys.executable, str(SCRIPT), "--methods", "joint,pnp",
@@ -109,12 +111,18 @@ def test_the_joint_fit_reads_pitch_that_2d_landmarks_squeeze(tmp_path):
     assert [name for name, *_ in sets] == ["rerender", "5°", "20°", "50°", "70°"]
     for name, joint, pnp in sets:
         assert joint["n"] == pnp["n"] == (40 if name == "rerender" else 10), name
-        assert joint["mae_pitch"] < pnp["mae_pitch"] - 0.5, name
         assert joint["slope_pitch"] - pnp["slope_pitch"] > 0.1, name
         assert abs(joint["mae_yaw"] - pnp["mae_yaw"]) < 0.3, name
         assert abs(joint["mae_roll"] - pnp["mae_roll"]) < 0.3, name
-    for name, joint, _ in sets[1:]:      # centred faces: no squeeze left, and no offset
-        assert 0.9 < joint["slope_pitch"] < 1.1 and abs(joint["bias_pitch"]) < 1.5, name
+    rerender, lenses = sets[0], sets[1:]
+    assert rerender[1]["mae_pitch"] < rerender[2]["mae_pitch"] - 1.0     # 2.5 against 4.1
+    # centred faces: the 2D fit's offset is gone and no squeeze is left (the attention
+    # mesh over-reads pitch a little here: slope 1.06-1.08 over 30 poses per lens,
+    # 1.07-1.11 over these 10)
+    for name, joint, pnp in lenses:
+        assert joint["mae_pitch"] < pnp["mae_pitch"], name
+        assert pnp["bias_pitch"] < -1.0 and abs(joint["bias_pitch"]) < 1.5, name
+        assert 0.9 < joint["slope_pitch"] < 1.15, name
     # the figure: a row of yaw, pitch and roll panels for each of the two sets
     with Image.open(figure) as png:
         assert png.format == "PNG"
@@ -126,6 +134,43 @@ def test_the_joint_fit_reads_pitch_that_2d_landmarks_squeeze(tmp_path):
         assert all(abs(a) < 10 for a in sym["estimate"]), name      # both near-frontal
         assert abs(sym["mirror_yaw_sum"]) < 3 and abs(sym["mirror_roll_sum"]) < 2, name
         assert abs(sym["mirror_pitch_diff"]) < 2, name
-        assert sym["rotation_roll_error_max_abs"] < 1.0, name
+        # roll follows a turn of the photo to within 0.8° (astronaut) and 1.1° (Hopper)
+        # with the attention mesh, 0.3° and 0.4° with the plain one (the scanned face
+        # says the attention mesh reads roll better nonetheless: module doc of loomis.pose)
+        assert sym["rotation_roll_error_max_abs"] < 1.5, name
+        assert sym["rotation_roll_error_mean_abs"] < 0.8, name
         assert sym["rotation_yaw_change_mean_abs"] < 1.5, name
         assert sym["rotation_pitch_change_mean_abs"] < 2.0, name
+
+
+def test_a_scanned_real_face_reads_within_the_goal_at_known_poses(tmp_path):
+    """Gradio's 3D scan of a real face, the one geometry and skin independent of both the
+    reference and the procedural heads, rendered at 16 known poses (|yaw| ≤ 60°) bare
+    and over a procedural head: every face is found and the default fit stays within the
+    issue's 5° per axis (on 200 poses it reads 2.6 / 4.8 / 1.8° bare, yaw / pitch / roll)."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    import pose_accuracy
+
+    if pose_accuracy._face_scan() is None:
+        pytest.skip("this Gradio leaves its sample face scan out")
+    head, faces, normals, _ = pose_accuracy._face_scan()
+    # the scan's frame is the reference's: brow point 1.4 u in front of the ball centre,
+    # chin about 2.1 u below it, the face turned towards +z
+    profile = head[np.abs(head[:, 0]) < 0.06]
+    brow = profile[np.argmin(np.abs(profile[:, 1]))]
+    assert brow[2] == pytest.approx(1.4, abs=0.05)
+    assert profile[:, 1].min() == pytest.approx(-2.1, abs=0.1)
+    assert normals[head[:, 2] > 1.2, 2].mean() > 0.5
+
+    out = tmp_path / "result.json"
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--methods", "joint", "--rerender", "0",
+                           "--scan", "16", "--scan-headed", "8", "--save", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())["joint"]
+    for name, n in (("scan", 16), ("scan_headed", 8)):
+        within = result[name]["by_yaw"]["|yaw| 0-60"]
+        assert result[name]["n"] + result[name]["missed"] == n, name
+        assert result[name]["missed"] == 0, name
+        assert within["mae_yaw"] < 5 and within["mae_pitch"] < 5 and within["mae_roll"] < 5, name
+        assert result[name]["slope_yaw"] > 0.8, name
