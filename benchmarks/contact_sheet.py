@@ -2,10 +2,15 @@
 
     python benchmarks/contact_sheet.py [--out docs/contact_sheet.png] [--n 16] [--size 192] [--seed 0]
     python benchmarks/contact_sheet.py --pose-convention docs/pose_convention.png
+    python benchmarks/contact_sheet.py --scan docs/scan_constructions.jpg
 
 Made for the README and for looking: are the heads recognisable, do the lines sit on them?
 ``--pose-convention`` instead draws the yaw/pitch/roll sign convention with the
 construction itself (rows: yaw, pitch, roll; columns: negative, zero, positive).
+``--scan`` draws what the geometric engine makes of a real person's 3D scan at known
+poses (benchmarks/pose_accuracy.py's ``--scan`` set): each tile is the engine's drawing
+(:func:`loomis.engine.photo_to_loomis`) cropped to the face, with the true and the
+estimated yaw / pitch / roll.
 """
 from __future__ import annotations
 
@@ -75,6 +80,44 @@ def pose_convention(size: int = 220) -> Image.Image:
     return out
 
 
+def scan_sheet(n: int = 12, size: int = 200, seed: int = 3, cols: int = 6) -> Image.Image:
+    """The engine on the scanned face (see the module docstring), n poses of one seed."""
+    import pose_accuracy    # this folder's; its scan set and the engine's estimator
+
+    from loomis.engine import photo_to_loomis
+    from loomis.pose import PoseEstimator
+
+    samples = pose_accuracy.scan_set(n, seed=seed, size=1024)    # faces ~60 px a unit
+    if samples is None:
+        raise SystemExit("Gradio's sample face scan is not installed (loomis.sample_data)")
+    label_h, gap = 30, 6
+    rows = (n + cols - 1) // cols
+    out = Image.new("RGB", (cols * (size + gap) - gap, rows * (size + label_h + gap) - gap),
+                    "white")
+    draw = ImageDraw.Draw(out)
+    with PoseEstimator() as est:
+        for i, (photo, truth) in enumerate(samples):
+            face = est.estimate(photo)[0]
+            drawing = photo_to_loomis(photo, background="photo", estimator=est)
+            # the construction spans 1.4 u above the ball centre to the chin 2.1 u below
+            # the brow: a square of 4.2 u around it, kept inside the picture
+            u = face.u_pixels
+            half = min(2.1 * u, min(drawing.size) / 2)
+            cx, cy = face.center
+            x0 = min(max(cx - half, 0), drawing.width - 2 * half)
+            y0 = min(max(cy + 0.45 * u - half, 0), drawing.height - 2 * half)
+            tile = drawing.crop((round(x0), round(y0), round(x0 + 2 * half),
+                                 round(y0 + 2 * half))).resize((size, size), Image.LANCZOS)
+            r, c = divmod(i, cols)
+            x, y = c * (size + gap), r * (size + label_h + gap)
+            draw.text((x + 2, y + 2), "true  " + " ".join(f"{a:+.0f}" for a in truth),
+                      fill=(0, 0, 0))
+            draw.text((x + 2, y + 15), "read  " + " ".join(
+                f"{a:+.0f}" for a in (face.yaw, face.pitch, face.roll)), fill=(200, 30, 20))
+            out.paste(tile, (x, y + label_h))
+    return out
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="docs/contact_sheet.png")
@@ -83,10 +126,14 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cols", type=int, default=4)
     ap.add_argument("--pose-convention", metavar="OUT", help="draw the pose sign convention instead")
+    ap.add_argument("--scan", metavar="OUT", help="draw the engine on the scanned face instead")
     args = ap.parse_args(argv)
     if args.pose_convention:
         args.out = args.pose_convention
         img = pose_convention()
+    elif args.scan:
+        args.out = args.scan
+        img = scan_sheet()
     else:
         img = sheet(args.n, args.size, args.seed, args.cols)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -174,3 +174,19 @@ def test_a_scanned_real_face_reads_within_the_goal_at_known_poses(tmp_path):
         assert result[name]["missed"] == 0, name
         assert within["mae_yaw"] < 5 and within["mae_pitch"] < 5 and within["mae_roll"] < 5, name
         assert result[name]["slope_yaw"] > 0.8, name
+
+
+def test_the_scan_sheet_shows_the_engines_drawing_with_true_and_read_angles():
+    sys.path.insert(0, str(SCRIPT.parent))
+    import contact_sheet
+    import pose_accuracy
+
+    if pose_accuracy._face_scan() is None:
+        pytest.skip("this Gradio leaves its sample face scan out")
+    sheet = np.asarray(contact_sheet.scan_sheet(n=2, size=120, cols=2))
+    assert sheet.shape == (30 + 120, 2 * 120 + 6, 3)
+    for tile in (sheet[30:, :120], sheet[30:, 126:]):
+        red = (tile[..., 0] > 150) & (tile[..., 1] < 90) & (tile[..., 2] < 90)
+        assert 0.02 < red.mean() < 0.4          # the construction's ink over the face
+    caption = sheet[:30, :120]
+    assert (caption < 100).any() and ((caption[..., 0] > 150) & (caption[..., 1] < 90)).any()
