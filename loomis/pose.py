@@ -39,19 +39,21 @@ are the only test that settles it):
   astronaut the fit to the *true* projected landmarks is exact, and MediaPipe's landmark
   errors are proportional to each landmark's depth, i.e. the network draws a slightly
   less turned face; they are largest on the face outline, which is therefore left out of
-  the fit. Yaw slope is 0.8 on the bare face mask, 0.83 with a head around it and ~1.0
-  on the procedural heads. Pitch from the 2D landmarks alone (``"pnp"``) has slope
-  0.62-0.75 on all of them, barely moving with image size (320-1024 px), landmark subset,
-  focal length or depth scale. MediaPipe's depth keeps more of it: the joint fit reads
-  pitch with slope 0.76-0.92 and an MAE 1.6-2.1° lower than PnP's on the six rendered
-  sets, and 0.2-0.5° lower on centred faces through 5-70° lenses, where PnP reads pitch
-  1.6-1.9° low; yaw and roll are unchanged (they are PnP's). (Attention mesh; the plain
-  mesh's figures were 0.6-0.7, 0.73-0.86 and 1.6-2.0° on four sets.) Depth is taken along the ray to the face: along the
-  ray to the ball centre the depth-only fit read pitch 0.5-6.3° low through 5-70°
+  the fit. Yaw slope is 0.8 on the bare face mask, 0.83 with a head around it, 0.94 on
+  the scanned face and ~1.0 on the procedural heads. Pitch from the 2D landmarks alone
+  (``"pnp"``) has slope 0.62-0.75 on all of them, barely moving with image size
+  (320-1024 px), landmark subset, focal length or depth scale. MediaPipe's depth keeps
+  more of it: the joint fit reads pitch with slope 0.76-0.92 and an MAE 1.6-2.1° lower
+  than PnP's on the six rendered sets, and 0.2-0.5° lower on centred faces through
+  5-70° lenses, where PnP reads pitch 1.6-1.9° low; yaw and roll are unchanged (they are
+  PnP's). Those are the attention mesh's figures; the plain mesh's were 0.6-0.7,
+  0.73-0.86 and 1.6-2.0° on four sets. Depth is taken along the ray to the face: along
+  the ray to the ball centre the depth-only fit read pitch 0.5-6.3° low through 5-70°
   lenses (now 0.6° at most), and on the real astronaut photo the 2D and depth-only fits
   were 4.6° apart; now they agree within 1.2° for assumed fields of view up to 55°.
   ``pitch_gain`` (1/slope) stays off until labelled real photos confirm a factor, and
-  so does a larger ``depth_weight`` (2 and 4 read pitch better still on the renders).
+  so does a larger ``depth_weight`` (3 and 4 read pitch better still on the renders and
+  the scan, but over-read it through the lenses: slope 1.10-1.17).
 * **Zero pitch** is the brow point to soft-tissue chin line vertical (see
   :mod:`loomis.face_reference`), which is within about 2° of "Frankfurt plane
   horizontal", the "looking straight ahead" of head-pose datasets (the soft-tissue
@@ -70,14 +72,14 @@ are the only test that settles it):
   the ``--lens`` set is over-read (slope 1.06-1.08, 0.3-0.6° worse), and on the two real
   photos at hand (the astronaut, matplotlib's Grace Hopper) roll follows an in-plane
   turn less closely (0.34-0.52° off on average, against 0.16-0.17°), while mirrored yaw
-  sums to −0.4 and 1.5° instead of −2.8 and 0.5°.
+  sums to −0.4 and 1.4° instead of −2.8 and 0.5°.
 * **Mirror averaging** (``mirror_average``, photos only) stays off. MediaPipe is not
   mirror-symmetric: mirroring the astronaut photo moves its yaw by 2.8° more than a sign
   flip with the plain mesh (0.4° with the attention mesh, which is 1.4° off on Grace
   Hopper). Averaging the upright pass's landmarks with those of its mirror image
   (re-indexed through the reference's left/right pairs) makes yaw and roll flip exactly
-  (sums within 0.1° on both real photos) and, measured with the plain mesh, lowers the summed MAE over the benchmark's eight rendered
-  sets by 5% (roll 0.03-0.24° better on every set, yaw on seven of eight; pitch up to 0.5°
+  (sums within 0.1° on both real photos) and, measured with the plain mesh, lowers the
+  summed MAE over the benchmark's eight rendered sets by 5% (roll 0.03-0.24° better on every set, yaw on seven of eight; pitch up to 0.5°
   better on four and 0.01-0.23° worse on the others), for one more MediaPipe pass: 6 ms,
   a single 640×480 photo drawn in 30 instead of 24 ms. Real photos decide whether that is
   worth it.
@@ -421,9 +423,10 @@ class PoseEstimator:
 
     # ------------------------------------------------------------------ the fit
     def _fit(self, pts: np.ndarray, camera: Camera, box, rough: bool = False) -> FacePose:
-        """The pose from one face's landmarks; ``rough`` stops "joint" at its PnP start,
-        which has the same roll (the joint step turns the head about its pitch axis only)
-        and is enough to place the upright crop (saves 2 ms of a photo's 20)."""
+        """The pose from one face's landmarks. ``rough`` stops "joint" at its PnP start:
+        the joint step turns the head about its pitch axis only, so the roll is the same
+        to within 0.004° (the line of sight moves a little with the position), which is
+        all the upright crop needs; it saves 2 ms of a photo's 20."""
         rot, pos = _fit_weak(pts, self._ref, self._rigid, camera)
         if self.config.method in ("joint", "pnp"):
             rot, pos = _fit_pnp(pts[:, :2], self._ref, self._rigid, camera, rot, pos)

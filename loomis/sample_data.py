@@ -3,9 +3,9 @@
 Why: the project commits only its own renders, yet a real face is the best test of the
 pose engine and the best example in the app. Two packages the project installs anyway
 ship one: matplotlib a public-domain portrait of Grace Hopper, Gradio a coloured 3D scan
-of a face (the one its Model3D demos show). Finding them by path keeps matplotlib and
-Gradio out of the import (the app starts faster, the benchmark does not pull in Gradio),
-and a package that leaves its sample data out simply yields ``None``.
+of a face (a sample asset for its Model3D component). Finding them by path keeps
+matplotlib and Gradio out of the import (the app starts faster, the benchmark does not
+pull in Gradio), and a package that leaves its sample data out simply yields ``None``.
 """
 from __future__ import annotations
 
