@@ -79,10 +79,10 @@ are the only test that settles it):
   Hopper). Averaging the upright pass's landmarks with those of its mirror image
   (re-indexed through the reference's left/right pairs) makes yaw and roll flip exactly
   (sums within 0.1° on both real photos) and, measured with the plain mesh, lowers the
-  summed MAE over the benchmark's eight rendered sets by 5% (roll 0.03-0.24° better on every set, yaw on seven of eight; pitch up to 0.5°
-  better on four and 0.01-0.23° worse on the others), for one more MediaPipe pass: 6 ms,
-  a single 640×480 photo drawn in 30 instead of 24 ms. Real photos decide whether that is
-  worth it.
+  summed MAE over the benchmark's eight rendered sets by 5% (roll 0.03-0.24° better on
+  every set, yaw on seven of eight; pitch up to 0.5° better on four and 0.01-0.23° worse
+  on the others), for one more MediaPipe pass: 6 ms, a single 640×480 photo drawn in 30
+  instead of 24 ms. Real photos decide whether that is worth it.
 * **Focal length**: solving with 30°, 50°, 55° or 75° instead of the renders' true field
   of view moves the mean errors by 1-2°, with no single value best on every set; the
   angles are relative to the line of sight, so the guess matters little.
@@ -499,7 +499,7 @@ def _ray_rotation(ray: np.ndarray) -> np.ndarray:
     that looks frontal to a camera aimed at it looks like to a camera aimed elsewhere."""
     a = np.array([0.0, 0.0, -1.0])
     b = ray / np.linalg.norm(ray)
-    v = np.cross(a, b)
+    v = cross(a, b)
     c = float(a @ b)
     vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
     return np.eye(3) + vx + vx @ vx / (1.0 + c)
