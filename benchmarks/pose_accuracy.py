@@ -289,7 +289,9 @@ def symmetry(config: PoseConfig) -> dict:
     """Checks that need no labels, per real photo: mirroring must negate yaw and roll and
     keep pitch; rotating the photo by θ must add θ to roll and keep yaw and pitch (the
     photo turns about the assumed principal point, so the line of sight stays put; the
-    expanded canvas lengthens the assumed focal length, which moves the angles little)."""
+    expanded canvas lengthens the assumed focal length, which moves the angles little).
+    The upside-down check counts, of the turns by 100°, 120°, ..., 260°, those whose roll
+    is read within 5° (a missed face counts as misread)."""
     out = {}
     with PoseEstimator(config) as est:
         for name, img in real_photos().items():
@@ -311,6 +313,14 @@ def symmetry(config: PoseConfig) -> dict:
             checks["rotation_roll_error_max_abs"] = round(float(dev[:, 2].max()), 2)
             checks["rotation_yaw_change_mean_abs"] = round(float(dev[:, 0].mean()), 2)
             checks["rotation_pitch_change_mean_abs"] = round(float(dev[:, 1].mean()), 2)
+            # upside down: MediaPipe alone misreads most faces turned past ±110°
+            errs = []
+            for theta in range(100, 261, 20):
+                r = est.estimate(img.rotate(theta, expand=True,
+                                            resample=Image.Resampling.BICUBIC))
+                errs.append(abs(_wrap(r[0].roll - b.roll - theta)) if r else 180.0)
+            checks["upside_down_turns"] = len(errs)
+            checks["upside_down_read_within_5"] = int(sum(e <= 5.0 for e in errs))
             out[name] = checks
     return out
 

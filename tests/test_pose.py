@@ -56,12 +56,24 @@ def test_mirroring_flips_yaw_and_roll(estimator, astronaut, base):
     assert abs(m.pitch - base.pitch) < 3
 
 
-@pytest.mark.parametrize("theta", [-20, 20])
+@pytest.mark.parametrize("theta", [-20, 20, 170, 180])
 def test_rotating_the_photo_shifts_roll(estimator, astronaut, base, theta):
+    """Upside down too: at 170° MediaPipe finds no face until the picture is turned back,
+    at 180° it reads an upright face (roll −5°, pitch −22°) until the face detector's
+    scores turn the crop (PoseEstimator._quarter_turns)."""
     rotated = astronaut.rotate(theta, expand=True, resample=Image.Resampling.BICUBIC)
     r = estimator.estimate(rotated)[0]
     assert abs(_angle_diff(r.roll, base.roll + theta)) < 2.5
     assert abs(r.yaw - base.yaw) < 4 and abs(r.pitch - base.pitch) < 4
+
+
+def test_the_upside_down_check_leaves_an_upright_photo_alone(astronaut, base):
+    with PoseEstimator(PoseConfig(upside_down=False)) as est:
+        plain = est.estimate(astronaut)[0]
+        # and without it a face turned by 180° is misread as upright
+        turned = est.estimate(astronaut.rotate(180))[0]
+    assert (plain.yaw, plain.pitch, plain.roll) == (base.yaw, base.pitch, base.roll)
+    assert abs(_angle_diff(turned.roll, base.roll + 180)) > 90
 
 
 def test_off_centre_face_keeps_its_apparent_angles(estimator, astronaut, base):
