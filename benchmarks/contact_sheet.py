@@ -3,6 +3,7 @@
     python benchmarks/contact_sheet.py [--out docs/contact_sheet.png] [--n 16] [--size 192] [--seed 0]
     python benchmarks/contact_sheet.py --pose-convention docs/pose_convention.png
     python benchmarks/contact_sheet.py --scan docs/scan_constructions.jpg
+    python benchmarks/contact_sheet.py --turns docs/turned_constructions.jpg
 
 Made for the README and for looking: are the heads recognisable, do the lines sit on them?
 ``--pose-convention`` instead draws the yaw/pitch/roll sign convention with the
@@ -10,7 +11,9 @@ construction itself (rows: yaw, pitch, roll; columns: negative, zero, positive).
 ``--scan`` draws what the geometric engine makes of a real person's 3D scan at known
 poses (benchmarks/pose_accuracy.py's ``--scan`` set): each tile is the engine's drawing
 (:func:`loomis.engine.photo_to_loomis`) cropped to the face, with the true and the
-estimated yaw / pitch / roll.
+estimated yaw / pitch / roll. ``--turns`` draws the engine on matplotlib's Grace Hopper
+portrait turned in its plane by 0-330°: the roll read should be the upright photo's plus
+the turn, upside down too.
 """
 from __future__ import annotations
 
@@ -80,42 +83,78 @@ def pose_convention(size: int = 220) -> Image.Image:
     return out
 
 
+def _engine_sheet(photos, captions, size: int, cols: int, est) -> Image.Image:
+    """Tiles of the engine's drawing of each photo, cropped to the head, under two caption
+    lines: ``captions(i, face)`` gives the black line and the red one."""
+    from loomis.engine import photo_to_loomis
+
+    label_h, gap = 30, 6
+    photos = list(photos)
+    rows = (len(photos) + cols - 1) // cols
+    out = Image.new("RGB", (cols * (size + gap) - gap, rows * (size + label_h + gap) - gap),
+                    "white")
+    draw = ImageDraw.Draw(out)
+    for i, photo in enumerate(photos):
+        face = est.estimate(photo)[0]
+        drawing = photo_to_loomis(photo, background="photo", estimator=est)
+        # the construction spans 1.4 u above the ball centre to the chin 2.1 u below the
+        # brow: a square of 4.2 u around its middle (0.45 u below the centre, turned with
+        # the head's roll), kept inside the picture
+        u, roll = face.u_pixels, np.radians(face.roll)
+        half = min(2.1 * u, min(drawing.size) / 2)
+        cx, cy = face.center
+        mx, my = cx + 0.45 * u * np.sin(roll), cy + 0.45 * u * np.cos(roll)
+        x0 = min(max(mx - half, 0), drawing.width - 2 * half)
+        y0 = min(max(my - half, 0), drawing.height - 2 * half)
+        tile = drawing.crop((round(x0), round(y0), round(x0 + 2 * half),
+                             round(y0 + 2 * half))).resize((size, size), Image.LANCZOS)
+        r, c = divmod(i, cols)
+        x, y = c * (size + gap), r * (size + label_h + gap)
+        black, red = captions(i, face)
+        draw.text((x + 2, y + 2), black, fill=(0, 0, 0))
+        draw.text((x + 2, y + 15), red, fill=(200, 30, 20))
+        out.paste(tile, (x, y + label_h))
+    return out
+
+
+def _angles(values) -> str:
+    return " ".join(f"{a:+.0f}" for a in values)
+
+
 def scan_sheet(n: int = 12, size: int = 200, seed: int = 3, cols: int = 6) -> Image.Image:
     """The engine on the scanned face (see the module docstring), n poses of one seed."""
-    import pose_accuracy    # this folder's; its scan set and the engine's estimator
+    import pose_accuracy    # this folder's; its scan set
 
-    from loomis.engine import photo_to_loomis
     from loomis.pose import PoseEstimator
 
     samples = pose_accuracy.scan_set(n, seed=seed, size=1024)    # faces ~60 px a unit
     if samples is None:
         raise SystemExit("Gradio's sample face scan is not installed (loomis.sample_data)")
-    label_h, gap = 30, 6
-    rows = (n + cols - 1) // cols
-    out = Image.new("RGB", (cols * (size + gap) - gap, rows * (size + label_h + gap) - gap),
-                    "white")
-    draw = ImageDraw.Draw(out)
+    photos, truths = zip(*samples)
     with PoseEstimator() as est:
-        for i, (photo, truth) in enumerate(samples):
-            face = est.estimate(photo)[0]
-            drawing = photo_to_loomis(photo, background="photo", estimator=est)
-            # the construction spans 1.4 u above the ball centre to the chin 2.1 u below
-            # the brow: a square of 4.2 u around it, kept inside the picture
-            u = face.u_pixels
-            half = min(2.1 * u, min(drawing.size) / 2)
-            cx, cy = face.center
-            x0 = min(max(cx - half, 0), drawing.width - 2 * half)
-            y0 = min(max(cy + 0.45 * u - half, 0), drawing.height - 2 * half)
-            tile = drawing.crop((round(x0), round(y0), round(x0 + 2 * half),
-                                 round(y0 + 2 * half))).resize((size, size), Image.LANCZOS)
-            r, c = divmod(i, cols)
-            x, y = c * (size + gap), r * (size + label_h + gap)
-            draw.text((x + 2, y + 2), "true  " + " ".join(f"{a:+.0f}" for a in truth),
-                      fill=(0, 0, 0))
-            draw.text((x + 2, y + 15), "read  " + " ".join(
-                f"{a:+.0f}" for a in (face.yaw, face.pitch, face.roll)), fill=(200, 30, 20))
-            out.paste(tile, (x, y + label_h))
-    return out
+        return _engine_sheet(photos, lambda i, face: (
+            "true  " + _angles(truths[i]),
+            "read  " + _angles((face.yaw, face.pitch, face.roll))), size, cols, est)
+
+
+def turns_sheet(turns=range(0, 360, 30), size: int = 200, cols: int = 6) -> Image.Image:
+    """The engine on Grace Hopper's portrait turned in its plane (see the module
+    docstring): the read roll should be the upright photo's plus the turn."""
+    from loomis import sample_data
+    from loomis.pose import PoseEstimator
+
+    if (path := sample_data.grace_hopper()) is None:
+        raise SystemExit("matplotlib's Grace Hopper portrait is not installed")
+    with Image.open(path) as im:
+        photo = im.convert("RGB")
+    turns = list(turns)
+    photos = [photo.rotate(t, expand=True, resample=Image.Resampling.BICUBIC,
+                           fillcolor=(255, 255, 255)) for t in turns]
+    with PoseEstimator() as est:
+        upright = est.estimate(photo)[0].roll
+        return _engine_sheet(photos, lambda i, face: (
+            f"turned {turns[i]:+d}: roll should be {(upright + turns[i] + 180) % 360 - 180:+.0f}",
+            f"read {face.roll:+.0f}"), size, cols, est)
 
 
 def main(argv=None) -> None:
@@ -127,6 +166,8 @@ def main(argv=None) -> None:
     ap.add_argument("--cols", type=int, default=4)
     ap.add_argument("--pose-convention", metavar="OUT", help="draw the pose sign convention instead")
     ap.add_argument("--scan", metavar="OUT", help="draw the engine on the scanned face instead")
+    ap.add_argument("--turns", metavar="OUT",
+                    help="draw the engine on a real portrait turned in 30° steps instead")
     args = ap.parse_args(argv)
     if args.pose_convention:
         args.out = args.pose_convention
@@ -134,6 +175,9 @@ def main(argv=None) -> None:
     elif args.scan:
         args.out = args.scan
         img = scan_sheet()
+    elif args.turns:
+        args.out = args.turns
+        img = turns_sheet()
     else:
         img = sheet(args.n, args.size, args.seed, args.cols)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from loomis import sample_data
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "pose_accuracy.py"
 
@@ -179,14 +181,22 @@ def test_a_scanned_real_face_reads_within_the_goal_at_known_poses(tmp_path):
         assert result[name]["slope_yaw"] > 0.8, name
 
 
-def test_the_scan_sheet_shows_the_engines_drawing_with_true_and_read_angles():
+@pytest.mark.parametrize("which", ["scan", "turns"])
+def test_the_engine_sheets_show_its_drawing_with_true_and_read_angles(which):
+    """The README's figures: the scanned face at known poses, and Grace Hopper's
+    portrait upright and upside down."""
     sys.path.insert(0, str(SCRIPT.parent))
     import contact_sheet
     import pose_accuracy
 
-    if pose_accuracy._face_scan() is None:
-        pytest.skip("this Gradio leaves its sample face scan out")
-    sheet = np.asarray(contact_sheet.scan_sheet(n=2, size=120, cols=2))
+    if which == "scan":
+        if pose_accuracy._face_scan() is None:
+            pytest.skip("this Gradio leaves its sample face scan out")
+        sheet = np.asarray(contact_sheet.scan_sheet(n=2, size=120, cols=2))
+    else:
+        if sample_data.grace_hopper() is None:
+            pytest.skip("this matplotlib leaves its Grace Hopper portrait out")
+        sheet = np.asarray(contact_sheet.turns_sheet(turns=(0, 180), size=120, cols=2))
     assert sheet.shape == (30 + 120, 2 * 120 + 6, 3)
     for tile in (sheet[30:, :120], sheet[30:, 126:]):
         red = (tile[..., 0] > 150) & (tile[..., 1] < 90) & (tile[..., 2] < 90)
