@@ -152,8 +152,9 @@ def turns_sheet(turns=range(0, 360, 30), size: int = 200, cols: int = 6) -> Imag
                            fillcolor=(255, 255, 255)) for t in turns]
     with PoseEstimator() as est:
         upright = est.estimate(photo)[0].roll
+        expected = [(upright + t + 180.0) % 360.0 - 180.0 for t in turns]
         return _engine_sheet(photos, lambda i, face: (
-            f"turned {turns[i]:+d}: roll should be {(upright + turns[i] + 180) % 360 - 180:+.0f}",
+            f"turned {turns[i]:+d}: roll should be {expected[i]:+.0f}",
             f"read {face.roll:+.0f}"), size, cols, est)
 
 

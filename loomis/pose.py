@@ -437,8 +437,9 @@ class PoseEstimator:
                               borderMode=cv2.BORDER_REPLICATE)
         if self.config.upside_down and (turns := self._quarter_turns(crop)):
             crop = np.rot90(crop, turns)                # _landmarks makes it contiguous
-            # np.rot90 once maps crop pixel (x, y) to (y, side - 1 - x)
-            quarter = np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, side - 1.0], [0.0, 0.0, 1.0]])
+            # np.rot90 once takes the crop's point (x, y) to (y, side - x), in the continuous
+            # pixel coordinates of MediaPipe's landmarks (as the mirror below)
+            quarter = np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, side], [0.0, 0.0, 1.0]])
             m = (np.linalg.matrix_power(quarter, turns) @ np.vstack([m, [0.0, 0.0, 1.0]]))[:2]
         pts = self._central_mesh(crop)
         if pts is None:
@@ -489,6 +490,7 @@ class PoseEstimator:
             if self._detector is None:
                 import mediapipe as mp
 
+                # a low threshold, so that weak faces still get their score
                 self._detector = mp.solutions.face_detection.FaceDetection(
                     model_selection=0, min_detection_confidence=0.01)
             res = self._detector.process(np.ascontiguousarray(rgb))

@@ -143,8 +143,8 @@ def test_the_joint_fit_reads_pitch_that_2d_landmarks_squeeze(tmp_path):
         assert sym["rotation_roll_error_mean_abs"] < 0.8, name
         assert sym["rotation_yaw_change_mean_abs"] < 1.5, name
         assert sym["rotation_pitch_change_mean_abs"] < 2.0, name
-        # turned by 100-260°, every face reads the right way up (2 of 9 without the
-        # detector's quarter turns)
+        # turned by 100-260°, every face reads the right way up (2 of 9 with
+        # PoseConfig.upside_down off)
         assert sym["upside_down_read_within_5"] == sym["upside_down_turns"] == 9, name
 
 
