@@ -77,7 +77,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone
 
 from loomis import sample_data
 from loomis.camera import Camera, HeadPose, angles_from_matrix, rotation_matrix
-from loomis.face_reference import load_reference
+from loomis.face_reference import load_reference, triangles
 from loomis.imageio import ImageError
 from loomis.pose import BALL_RADIUS_U, PoseConfig, PoseEstimator, _ray_rotation
 
@@ -327,17 +327,6 @@ def symmetry(config: PoseConfig) -> dict:
 
 # --------------------------------------------------------------------------- re-render
 
-def _triangles() -> np.ndarray:
-    from mediapipe.python.solutions import face_mesh_connections as c
-
-    adj: dict[int, set[int]] = {}
-    for a, b in c.FACEMESH_TESSELATION:
-        adj.setdefault(a, set()).add(b)
-        adj.setdefault(b, set()).add(a)
-    tris = {tuple(sorted((a, b, x))) for a in adj for b in adj[a] for x in adj[a] & adj[b]}
-    return np.array(sorted(tris))
-
-
 def _random_view(rng: np.random.Generator, size: int, fov: float,
                  dist: tuple[float, float], off: float) -> tuple[HeadPose, Camera]:
     """A known pose (yaw ±60°, pitch ±30°, roll ±30°) at a random distance, shifted off
@@ -364,7 +353,7 @@ def _astronaut_mesh():
     src = skimage.data.astronaut()
     with PoseEstimator(PoseConfig(refine_landmarks=False)) as est:
         tex = est.estimate(src)[0].landmarks
-    return src, tex, load_reference().head_points(BALL_RADIUS_U), _triangles()
+    return src, tex, load_reference().head_points(BALL_RADIUS_U), triangles()
 
 
 def rerender_set(n: int, seed: int = 0, size: int = 512):
@@ -607,6 +596,10 @@ def main() -> None:
     ap.add_argument("--refine-landmarks", action=argparse.BooleanOptionalAction,
                     default=PoseConfig().refine_landmarks,
                     help="MediaPipe's attention mesh (PoseConfig.refine_landmarks)")
+    ap.add_argument("--skip-hidden", action=argparse.BooleanOptionalAction,
+                    default=PoseConfig().skip_hidden,
+                    help="leave landmarks turned away from the camera out of the joint "
+                         "fit's pitch step (PoseConfig.skip_hidden)")
     ap.add_argument("--save", type=Path, default=None, help="write the results as JSON")
     ap.add_argument("--plot", type=Path, default=None,
                     help="write a PNG of estimated against true angle, per set and method")
@@ -630,7 +623,7 @@ def main() -> None:
                          depth_weight=args.depth_weight,
                          depth_scale=args.depth_scale, contour_landmarks=args.contour,
                          refine_landmarks=args.refine_landmarks,
-                         mirror_average=args.mirror_average)
+                         mirror_average=args.mirror_average, skip_hidden=args.skip_hidden)
         res: dict = {"symmetry": symmetry(cfg)}
         if args.rerender:
             res["rerender"] = _evaluate(rerender_set(args.rerender), cfg, records("rerender"))

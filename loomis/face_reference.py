@@ -44,7 +44,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["FaceReference", "load_reference", "build_reference", "measure_mesh",
-           "landmark_paths", "contour_indices", "N_LANDMARKS", "DEFAULT_PATH"]
+           "landmark_paths", "contour_indices", "triangles", "outward_normals",
+           "N_LANDMARKS", "DEFAULT_PATH"]
 
 N_LANDMARKS = 468
 DEFAULT_PATH = Path(__file__).parent / "data" / "face_reference.npz"
@@ -136,6 +137,37 @@ class FaceReference:
         p[:, 2] *= depth_scale
         p[:, 2] += ball_radius
         return p
+
+
+@functools.lru_cache(maxsize=1)
+def triangles() -> np.ndarray:
+    """MediaPipe's face-mesh triangles, ``(T, 3)`` landmark indices. The package ships
+    the tessellation as an edge set; a triangle is any three mutually joined landmarks."""
+    from mediapipe.python.solutions import face_mesh_connections as c
+
+    adj: dict[int, set[int]] = {}
+    for a, b in c.FACEMESH_TESSELATION:
+        adj.setdefault(a, set()).add(b)
+        adj.setdefault(b, set()).add(a)
+    tris = {tuple(sorted((a, b, x))) for a in adj for b in adj[a] for x in adj[a] & adj[b]}
+    out = np.array(sorted(tris), dtype=np.int64)
+    out.setflags(write=False)
+    return out
+
+
+def outward_normals(points: np.ndarray) -> np.ndarray:
+    """Unit surface normal at each landmark of ``points`` (head frame, y up), pointing
+    out of the face: the mean of its triangles' normals, each turned away from a point
+    on the head's vertical axis inside the face."""
+    tris = triangles()
+    a, b, c = points[tris[:, 0]], points[tris[:, 1]], points[tris[:, 2]]
+    face_n = np.cross(b - a, c - a)
+    inside = np.array([0.0, points[:, 1].mean(), 0.0])
+    face_n[np.einsum("ij,ij->i", face_n, (a + b + c) / 3.0 - inside) < 0] *= -1.0
+    n = np.zeros_like(points, dtype=np.float64)
+    for k in range(3):
+        np.add.at(n, tris[:, k], face_n)
+    return n / (np.linalg.norm(n, axis=1, keepdims=True) + 1e-12)
 
 
 @functools.lru_cache(maxsize=1)

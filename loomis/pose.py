@@ -43,10 +43,11 @@ are the only test that settles it):
   the scanned face and ~1.0 on the procedural heads. Pitch from the 2D landmarks alone
   (``"pnp"``) has slope 0.62-0.75 on all of them, barely moving with image size
   (320-1024 px), landmark subset, focal length or depth scale. MediaPipe's depth keeps
-  more of it: the joint fit reads pitch with slope 0.76-0.92 and an MAE 1.6-2.1° lower
-  than PnP's on the six rendered sets, and 0.2-0.5° lower on centred faces through
-  5-70° lenses, where PnP reads pitch 1.6-1.9° low; yaw and roll are unchanged (they are
-  PnP's). Those are the attention mesh's figures; the plain mesh's were 0.6-0.7,
+  more of it: the joint fit reads pitch with slope 0.78-0.95 and an MAE 1.7-2.4° lower
+  than PnP's on the six rendered sets; on centred faces through 5-70° lenses the two
+  MAEs are close (1.9-2.0 against 2.0-2.2), but PnP reads pitch 1.6-1.9° low on average
+  and the joint fit within 1.4°. Yaw and roll are unchanged (they are PnP's). Those are
+  the attention mesh's figures with ``skip_hidden``; the plain mesh's were 0.6-0.7,
   0.73-0.86 and 1.6-2.0° on four sets. Depth is taken along the ray to the face: along
   the ray to the ball centre the depth-only fit read pitch 0.5-6.3° low through 5-70°
   lenses (now 0.6° at most), and on the real astronaut photo the 2D and depth-only fits
@@ -61,14 +62,24 @@ are the only test that settles it):
   construction itself sets the chin 0.18-0.32 u behind the brow (5-9° of pitch): the
   procedural heads read about 6° "down" for that reason alone, which the benchmark
   reports separately.
+* **Landmarks turned away** (``skip_hidden``) are left out of the joint fit's pitch
+  step: those whose reference surface faces away from the camera at PnP's pose. There
+  MediaPipe cannot see the skin and draws what it has learnt faces look like, which our
+  reference (MediaPipe's own reading of a face) agrees with, and other faces do not. On
+  every face independent of the reference, pitch MAE falls: the scan 4.19 → 3.86 (its
+  30-60° half 4.87 → 4.25), the scan over a head 3.48 → 3.23, the procedural heads
+  4.51 → 4.28, the training scenes 4.68 → 4.49. The faces with the reference's geometry
+  read the same or a little worse: the re-rendered astronaut 2.34 → 2.45, the lens sets
+  0.2-0.3° (slope 1.06-1.08 → 1.09-1.11). Yaw and roll move by 0.04° at most.
 * **Landmark model** (``refine_landmarks``) is MediaPipe's attention mesh, for 1-2 ms
   more than the plain mesh. It was left off while every test face had either the
   reference's geometry or the procedural heads' (summed MAE 3% lower, no clear winner).
   Gradio's 3D scan of a real person (``--scan``) is the first face independent of both,
   in geometry and in skin, and there it is better on every axis: MAE yaw / pitch / roll
   2.9 / 5.0 / 1.9 → 2.0 / 4.2 / 1.5 bare, 2.6 / 4.2 / 1.6 → 2.1 / 3.5 / 1.5 over a
-  procedural head (200 poses each). It also reads the procedural heads' yaw 0.3-0.7°
-  better and the astronaut face's pitch up to 1.3° better. What it costs: pitch through
+  procedural head (200 poses each, before ``skip_hidden``). It also reads the
+  procedural heads' yaw 0.3-0.7° better and the astronaut face's pitch up to 1.3°
+  better. What it costs: pitch through
   the ``--lens`` set is over-read (slope 1.06-1.08, 0.3-0.6° worse), and on the two real
   photos at hand (the astronaut, matplotlib's Grace Hopper) roll follows an in-plane
   turn less closely (0.34-0.52° off on average, against 0.16-0.17°), while mirrored yaw
@@ -89,15 +100,16 @@ are the only test that settles it):
 
 * **Upside-down faces** (``upside_down``, photos only). MediaPipe reads faces within
   about ±110° of upright. Beyond that it finds none, or worse, reads the face as an
-  upright one: the astronaut turned by 180° reads roll −5°, pitch −22°. A photo with no
-  face found is read again turned by 180°, and the upright pass's crop is given quarter
-  turns when MediaPipe's face detector scores one clearly higher than the crop
-  (:meth:`PoseEstimator._quarter_turns`). On the two real photos turned by 0-340° in
-  20° steps, 23 of 36 turns read within 2° before and all 36 now. On 730 renders of six
-  sets turned by 180°, wrong rolls (off by more than 20°) went from 625 to 84 and
-  missed faces from 54 to 7. The same renders upright gave no new wrong roll: 4 of 730
-  readings changed, one by more than 1°. It costs one detector call per photo: a
-  640×480 photo's pose takes 19.8 instead of 17.3 ms.
+  upright one: the astronaut turned by 180° reads roll −5°, pitch −22°. The upright
+  pass's crop is given quarter turns when MediaPipe's face detector scores one clearly
+  higher than the crop (:meth:`PoseEstimator._quarter_turns`), and a picture where
+  nothing else found a face is read again turned by 180° (:meth:`_landmarks_turned`).
+  On the two real photos turned by 0-340° in 20° steps, 23 of 36 turns read within 2°
+  before and 35 now (the astronaut turned by 240°, found only in a tile of the picture,
+  reads 8° off). On 730 renders of seven sets turned by 180°, wrong rolls (off by more
+  than 20°) went from 675 to 96 and missed faces from 54 to 12; upright, the same
+  renders read exactly as before. It costs one detector call per photo: a 640×480
+  photo's pose takes 19.8 instead of 17.3 ms.
 
 Bad input is rejected at the boundary by :func:`loomis.imageio.load_image`; images larger
 than ``max_side`` are downscaled for detection only (landmarks are scaled back).
@@ -115,7 +127,7 @@ import numpy as np
 from PIL import Image
 
 from loomis.camera import Camera, HeadPose, angles_from_matrix, cross, rotation_matrix
-from loomis.face_reference import N_LANDMARKS, FaceReference, load_reference
+from loomis.face_reference import N_LANDMARKS, FaceReference, load_reference, outward_normals
 from loomis.imageio import ImageLike, load_image
 
 __all__ = ["PoseConfig", "FacePose", "PoseResult", "PoseEstimator", "NoFaceError",
@@ -159,6 +171,7 @@ class PoseConfig:
     upright_pass: bool = True          # photos only: landmarks again on an upright crop
     upside_down: bool = True           # photos only: faces turned past ±110° too
     mirror_average: bool = False       # upright pass: average with its mirror (module doc)
+    skip_hidden: bool = True           # "joint": no landmarks turned away in the pitch step
     # MediaPipe's landmarks move less than the face when it pitches: on renders at known
     # poses the fitted pitch is ~0.8-0.9x the true one with "joint", ~0.6x with "pnp"
     # (benchmarks/pose_accuracy.py reports the slope). Left at 1 until labelled real
@@ -266,6 +279,7 @@ class PoseEstimator:
         self._lock = threading.Lock()
         self._ref = self.reference.head_points(config.ball_radius, config.depth_scale)
         self._rigid = self.reference.fit_indices(contour=config.contour_landmarks)
+        self._normals = outward_normals(self._ref)
 
     # ------------------------------------------------------------------ public API
     def estimate(self, image: ImageLike) -> list[FacePose]:
@@ -282,11 +296,16 @@ class PoseEstimator:
         h, w = rgb.shape[:2]
         camera = self.camera_for(w, h)
         meshes = self._landmarks(rgb)
-        if not meshes and self.static_image_mode and self.config.upside_down:
-            meshes = self._landmarks_turned(rgb)
         small: list[tuple[float, float, float, float]] = []
         if not meshes and self.static_image_mode and self.config.find_small_faces:
             meshes, small = self._landmarks_small(rgb)
+        # last, as MediaPipe also finds some upright faces turned upside down, and
+        # misreads them: such a face is kept only if the face detector confirms it
+        turned = False
+        if (not meshes and self.static_image_mode and self.config.upside_down
+                and self.config.upright_pass):
+            meshes = self._landmarks_turned(rgb)
+            turned = bool(meshes)
         faces = []
         for pts in meshes:
             box = _box(pts)
@@ -295,7 +314,10 @@ class PoseEstimator:
                 continue
             if self.static_image_mode and self.config.upright_pass:
                 # the upright crop needs only the roll and the box: PnP's will do
-                upright = self._upright_landmarks(rgb, self._fit(pts, camera, box, rough=True))
+                upright = self._upright_landmarks(rgb, self._fit(pts, camera, box, rough=True),
+                                                  confirm=turned)
+                if upright is None and turned:
+                    continue
                 face = (self._fit(upright, camera, _box(upright)) if upright is not None
                         else self._fit(pts, camera, box))
             else:
@@ -346,7 +368,11 @@ class PoseEstimator:
     def _landmarks_turned(self, rgb: np.ndarray) -> list[np.ndarray]:
         """Landmarks of the picture turned by 180°, mapped back: MediaPipe finds no face
         in some photos of upside-down heads (the astronaut turned by 130° or 170°) that
-        it finds once they are the right way up."""
+        it finds once they are the right way up. Tried only after everything else found
+        nothing, and a face found this way is kept only if the face detector confirms it
+        (``confirm`` of :meth:`_upright_landmarks`): on a few renders of upright heads at
+        45-60° of yaw, where MediaPipe misses the face, it finds it in the turned picture
+        and reads it upside down."""
         h, w = rgb.shape[:2]
         meshes = self._landmarks(rgb[::-1, ::-1])       # _landmarks makes it contiguous
         for pts in meshes:
@@ -415,7 +441,8 @@ class PoseEstimator:
                             meshes.append(pts)
         return meshes[: self.config.max_faces], (tiny if not meshes else [])
 
-    def _upright_landmarks(self, rgb: np.ndarray, face: FacePose) -> np.ndarray | None:
+    def _upright_landmarks(self, rgb: np.ndarray, face: FacePose, confirm: bool = False,
+                           check: bool = True) -> np.ndarray | None:
         """Landmarks again, on a square crop around the face turned so the face is upright.
 
         MediaPipe is most accurate on upright, well-framed faces; on a head rolled by 40°
@@ -423,7 +450,11 @@ class PoseEstimator:
         A second pass on a crop rotated by the first estimate's roll removes most of it
         (measured in benchmarks/pose_accuracy.py). Photos only: video tracking already
         follows the face's rotation. With ``mirror_average`` the crop's mirror image is
-        read too and the two are averaged (see the module docstring)."""
+        read too and the two are averaged (see the module docstring). With ``confirm``,
+        None unless the face detector sees a face in the crop clearly (a reading of the
+        picture turned by 180°, :meth:`_landmarks_turned`). ``check`` is the quarter-turn
+        check (:meth:`_quarter_turns`); when it turns the crop, the face read there gives
+        a new upright crop, read once more (MediaPipe reads best near upright)."""
         import cv2
 
         x0, y0, x1, y1 = face.box
@@ -435,12 +466,20 @@ class PoseEstimator:
         m[:, 2] += (side / 2.0 - cx, side / 2.0 - cy)
         crop = cv2.warpAffine(rgb, m, (side, side), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_REPLICATE)
-        if self.config.upside_down and (turns := self._quarter_turns(crop)):
-            crop = np.rot90(crop, turns)                # _landmarks makes it contiguous
+        turns = self._quarter_turns(crop) if check and self.config.upside_down else 0
+        if turns is None and confirm:
+            return None
+        if turns:
+            turned = self._central_mesh(np.rot90(crop, turns))
+            if turned is None:
+                return None
             # np.rot90 once takes the crop's point (x, y) to (y, side - x), in the continuous
             # pixel coordinates of MediaPipe's landmarks (as the mirror below)
             quarter = np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, side], [0.0, 0.0, 1.0]])
             m = (np.linalg.matrix_power(quarter, turns) @ np.vstack([m, [0.0, 0.0, 1.0]]))[:2]
+            found = _unwarp(turned, m)
+            return self._upright_landmarks(
+                rgb, self._fit(found, face.camera, _box(found), rough=True), check=False)
         pts = self._central_mesh(crop)
         if pts is None:
             return None
@@ -450,13 +489,12 @@ class PoseEstimator:
                 mirrored[:, 0] = side - mirrored[:, 0]
                 # landmark i of the mirror image is landmark pair[i] of the photo
                 pts = 0.5 * (pts + mirrored[self.reference.pair])
-        inv = cv2.invertAffineTransform(m)
-        xy = pts[:, :2] @ inv[:, :2].T + inv[:, 2]
-        return np.column_stack([xy, pts[:, 2]])
+        return _unwarp(pts, m)
 
-    def _quarter_turns(self, crop: np.ndarray) -> int:
+    def _quarter_turns(self, crop: np.ndarray) -> int | None:
         """How many quarter turns (``np.rot90``) bring the face in an "upright" crop the
-        right way up: 0 unless the first reading was wrong.
+        right way up: 0 unless the first reading was wrong, None if no turn of the crop
+        scores as a face clearly (the caller keeps the crop as it is, or drops it).
 
         On a face turned past about ±110° MediaPipe's mesh can come back as an upright
         face, misread (the astronaut turned by 180° reads roll −5°, pitch −22°), and
@@ -482,7 +520,7 @@ class PoseEstimator:
             return 0
         scores += [self._face_score(np.rot90(small, k)) for k in (1, 2, 3)]
         best = int(np.argmax(scores))
-        return best if scores[best] - scores[0] > QUARTER_TURN_MARGIN else 0
+        return best if scores[best] - scores[0] > QUARTER_TURN_MARGIN else None
 
     def _face_score(self, rgb: np.ndarray) -> float:
         """MediaPipe's short-range face detector: the best face score, 0 for none."""
@@ -514,7 +552,8 @@ class PoseEstimator:
         if self.config.method in ("joint", "pnp"):
             rot, pos = _fit_pnp(pts[:, :2], self._ref, self._rigid, camera, rot, pos)
         if self.config.method == "joint" and not rough:
-            rot, pos = _fit_joint(pts, self._ref, self._rigid, camera, rot, pos,
+            idx = self._facing(rot, pos) if self.config.skip_hidden else self._rigid
+            rot, pos = _fit_joint(pts, self._ref, idx, camera, rot, pos,
                                   self.config.depth_weight)
         # the reported angles are relative to the line of sight (see FacePose)
         ray = _ray_rotation(pos)
@@ -529,6 +568,21 @@ class PoseEstimator:
         return FacePose(yaw, pitch, roll, head, camera,
                         landmarks=pts[:, :2].copy(), depth=pts[:, 2].copy(), box=box,
                         u_pixels=float(u_px), fit_error=err)
+
+    def _facing(self, rot: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """The fit's landmarks whose reference surface faces the camera at this pose.
+
+        Where the face turns away, MediaPipe cannot see the skin and draws its landmarks
+        from what it has learnt faces look like; our reference is MediaPipe's own reading
+        of a face, so those guesses agree with it, and with nobody else's face. On the
+        faces independent of the reference they pull the joint fit's pitch towards the
+        reference's (``skip_hidden``; see the module docstring). Keeps them all if fewer
+        than 40 would be left."""
+        idx = self._rigid
+        q = self._ref[idx] @ rot.T + pos
+        towards_camera = -q / np.linalg.norm(q, axis=1, keepdims=True)
+        facing = np.einsum("ij,ij->i", self._normals[idx] @ rot.T, towards_camera) > 0.0
+        return idx[facing] if facing.sum() >= 40 else idx
 
 
 @functools.lru_cache(maxsize=4)
@@ -545,6 +599,14 @@ def _cascade_cached(name: str, thread: int):
 def _cascade(name: str):
     """One loaded cascade per thread (a CascadeClassifier is not safe to share)."""
     return _cascade_cached(name, threading.get_ident())
+
+
+def _unwarp(pts: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Landmarks read in a crop made by the affine ``m``, back in the picture."""
+    import cv2
+
+    inv = cv2.invertAffineTransform(m)
+    return np.column_stack([pts[:, :2] @ inv[:, :2].T + inv[:, 2], pts[:, 2]])
 
 
 def _box(pts: np.ndarray) -> tuple[float, float, float, float]:

@@ -281,6 +281,27 @@ def test_fit_leaves_out_the_sliding_face_outline():
     assert np.array_equal(ref.fit_indices(contour=True), np.flatnonzero(ref.rigid))
 
 
+def test_the_pitch_step_leaves_out_landmarks_turned_away_from_the_camera(estimator):
+    """``skip_hidden``: facing the camera every fitted landmark is used; turned by 60°
+    the far cheek and temple are left out, and only they."""
+    from loomis.camera import rotation_matrix
+    from loomis.face_reference import outward_normals
+
+    ref = estimator._ref
+    normals = outward_normals(ref)
+    assert normals[1, 2] > 0.9                           # the nose tip looks forward
+    assert normals[234, 0] < -0.5 < 0.5 < normals[454, 0]  # the cheeks look sideways
+    rigid, pos = estimator._rigid, np.array([0.0, 0.0, -40.0])
+    assert np.array_equal(estimator._facing(np.eye(3), pos), rigid)
+    for yaw in (60.0, -60.0):
+        kept = estimator._facing(rotation_matrix(yaw, 0.0, 0.0), pos)
+        dropped = np.setdiff1d(rigid, kept)
+        assert 0.1 * len(rigid) < len(dropped) < 0.5 * len(rigid)
+        # the far side only: turned towards the image's right, the face's right half
+        # (x > 0, on the image's right when it faces the camera) turns away
+        assert set(np.sign(ref[dropped, 0])) == {np.sign(yaw)}
+
+
 def test_config_is_validated():
     with pytest.raises(ValueError, match="method"):
         PoseConfig(method="guess")
