@@ -79,11 +79,11 @@ are the only test that settles it):
   2.9 / 5.0 / 1.9 → 2.0 / 4.2 / 1.5 bare, 2.6 / 4.2 / 1.6 → 2.1 / 3.5 / 1.5 over a
   procedural head (200 poses each, before ``skip_hidden``). It also reads the
   procedural heads' yaw 0.3-0.7° better and the astronaut face's pitch up to 1.3°
-  better. What it costs: pitch through
-  the ``--lens`` set is over-read (slope 1.06-1.08, 0.3-0.6° worse), and on the two real
-  photos at hand (the astronaut, matplotlib's Grace Hopper) roll follows an in-plane
-  turn less closely (0.34-0.52° off on average, against 0.16-0.17°), while mirrored yaw
-  sums to −0.4 and 1.4° instead of −2.8 and 0.5°.
+  better. What it costs: pitch through the ``--lens`` set is over-read (slope
+  1.06-1.08, 0.3-0.6° worse), and on the two real photos at hand (the astronaut,
+  matplotlib's Grace Hopper) roll follows an in-plane turn less closely (0.34-0.52° off
+  on average, against 0.16-0.17°), while mirrored yaw sums to −0.4 and 1.4° instead of
+  −2.8 and 0.5°.
 * **Mirror averaging** (``mirror_average``, photos only) stays off. MediaPipe is not
   mirror-symmetric: mirroring the astronaut photo moves its yaw by 2.8° more than a sign
   flip with the plain mesh (0.4° with the attention mesh, which is 1.4° off on Grace
