@@ -77,7 +77,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone
 
 from loomis import sample_data
 from loomis.camera import Camera, HeadPose, angles_from_matrix, rotation_matrix
-from loomis.face_reference import load_reference, triangles
+from loomis.face_reference import load_reference, triangles, vertex_normals
 from loomis.imageio import ImageError
 from loomis.pose import BALL_RADIUS_U, PoseConfig, PoseEstimator, _ray_rotation
 
@@ -445,12 +445,7 @@ def _face_scan():
     tilt = math.degrees(math.atan2(brow[2] - chin[2], brow[1] - chin[1]))
     level = rotation_matrix(0.0, tilt, 0.0)                # brow-chin line vertical
     head = (pts - brow) @ level.T / u + np.array([0.0, 0.0, BALL_RADIUS_U])
-    a, b, c = (head[faces[:, k]] for k in range(3))
-    normals = np.zeros_like(head)
-    for k in range(3):
-        np.add.at(normals, faces[:, k], np.cross(b - a, c - a))
-    normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-12
-    return head, faces, normals, np.array(cols) * 255.0
+    return head, faces, vertex_normals(head, faces), np.array(cols) * 255.0
 
 
 def scan_set(n: int, seed: int = 0, size: int = 512, headed: bool = False):

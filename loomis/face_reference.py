@@ -43,8 +43,10 @@ from pathlib import Path
 
 import numpy as np
 
+from loomis.camera import cross
+
 __all__ = ["FaceReference", "load_reference", "build_reference", "measure_mesh",
-           "landmark_paths", "contour_indices", "triangles", "outward_normals",
+           "landmark_paths", "contour_indices", "triangles", "vertex_normals", "outward_normals",
            "N_LANDMARKS", "DEFAULT_PATH"]
 
 N_LANDMARKS = 468
@@ -155,19 +157,27 @@ def triangles() -> np.ndarray:
     return out
 
 
-def outward_normals(points: np.ndarray) -> np.ndarray:
-    """Unit surface normal at each landmark of ``points`` (head frame, y up), pointing
-    out of the face: the mean of its triangles' normals, each turned away from a point
-    on the head's vertical axis inside the face."""
-    tris = triangles()
-    a, b, c = points[tris[:, 0]], points[tris[:, 1]], points[tris[:, 2]]
-    face_n = np.cross(b - a, c - a)
-    inside = np.array([0.0, points[:, 1].mean(), 0.0])
-    face_n[np.einsum("ij,ij->i", face_n, (a + b + c) / 3.0 - inside) < 0] *= -1.0
+def vertex_normals(points: np.ndarray, tris: np.ndarray) -> np.ndarray:
+    """Unit normal at each vertex of a triangle mesh: the sum of its triangles' normals
+    (so larger triangles count more), each on the side its corners' order gives."""
+    a, b, c = (points[tris[:, k]] for k in range(3))
+    face_n = cross(b - a, c - a)
     n = np.zeros_like(points, dtype=np.float64)
     for k in range(3):
         np.add.at(n, tris[:, k], face_n)
     return n / (np.linalg.norm(n, axis=1, keepdims=True) + 1e-12)
+
+
+def outward_normals(points: np.ndarray) -> np.ndarray:
+    """Unit surface normal at each landmark of ``points`` (head frame, y up), pointing
+    out of the face: :func:`vertex_normals` over MediaPipe's triangles, each ordered so
+    that its normal points away from a point on the head's vertical axis inside the
+    face."""
+    tris = triangles()
+    a, b, c = (points[tris[:, k]] for k in range(3))
+    inside = np.array([0.0, points[:, 1].mean(), 0.0])
+    inward = np.einsum("ij,ij->i", cross(b - a, c - a), (a + b + c) / 3.0 - inside) < 0
+    return vertex_normals(points, np.where(inward[:, None], tris[:, [0, 2, 1]], tris))
 
 
 @functools.lru_cache(maxsize=1)
