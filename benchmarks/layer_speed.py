@@ -8,6 +8,9 @@
 2. The U-Net's 4×4 stride-2 transposed convolutions as matmul + col2im
    (``loomis.nets.transposed_conv_as_matmul``) against torch's native kernel, forward plus
    backward, at every level of unet_256 (the ``MATMUL_UPSAMPLING_MAX_SIDE`` threshold).
+3. The same layers in ONNX Runtime as one phase convolution + ``Col2Im``
+   (``loomis.subpixel``) against its ``ConvTranspose`` (the ``MIN_SIDE`` and
+   ``MIN_CHANNELS`` thresholds).
 
 Each pair is timed in alternation (medians); compare ratios, not milliseconds.
 """
@@ -33,38 +36,72 @@ UPSAMPLING_CASES = [(512, 512, 1), (1024, 512, 2), (1024, 512, 4), (1024, 512, 8
                     (1024, 256, 16), (512, 128, 32), (256, 64, 64), (128, 3, 128)]
 
 
-def winograd_rows(threads: int, repeats: int) -> list[dict]:
+def _sessions(models: dict, threads: int) -> dict:
+    """ONNX Runtime sessions on ``threads`` threads that do not spin between calls: the
+    contenders are timed in turn in one process, and a spinning pool slows the next one."""
     import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    return {name: ort.InferenceSession(m.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+            for name, m in models.items()}
+
+
+def _onnx_layer_row(label: str, node, weight: np.ndarray, x: np.ndarray, opset: int, rewrite,
+                    threads: int, repeats: int) -> dict:
+    """One ONNX node (input ``x``, weights ``w``) against ``rewrite(model) -> (model, n)``
+    of it, timed in turn in ONNX Runtime."""
     from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph([node], "layer",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(weight, "w")])
+    direct = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    fast, n = rewrite(direct)
+    assert n == 1, f"{label}: the pass did not rewrite the layer"
+    sessions = _sessions({"direct": direct, "fast": fast}, threads)
+    outs = {k: s.run(None, {"x": x})[0] for k, s in sessions.items()}
+    med = alternating_medians({k: (lambda s=s: s.run(None, {"x": x}))
+                               for k, s in sessions.items()}, repeats)
+    return {"layer": label, "baseline_ms": med["direct"] * 1e3, "fast_ms": med["fast"] * 1e3,
+            "speedup": med["direct"] / med["fast"],
+            "max_diff": float(np.abs(outs["direct"] - outs["fast"]).max())}
+
+
+def winograd_rows(threads: int, repeats: int) -> list[dict]:
+    from onnx import helper
 
     from loomis.winograd import winograd_convolutions
 
     rng = np.random.default_rng(0)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3
     rows = []
     for channels, side in WINOGRAD_CASES:
         w = (rng.standard_normal((channels, channels, 3, 3)) / (3 * channels ** 0.5)).astype(np.float32)
         x = rng.standard_normal((1, channels, side + 2, side + 2)).astype(np.float32)
-        graph = helper.make_graph(
-            [helper.make_node("Conv", ["x", "w"], ["y"])], "conv3x3",
-            [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
-            [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-            [numpy_helper.from_array(w, "w")])
-        direct = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-        fast, n = winograd_convolutions(direct, min_channels=1)
-        assert n == 1
-        sessions = {name: ort.InferenceSession(m.SerializeToString(), opts,
-                                               providers=["CPUExecutionProvider"])
-                    for name, m in (("direct", direct), ("winograd", fast))}
-        outs = {k: s.run(None, {"x": x})[0] for k, s in sessions.items()}
-        med = alternating_medians({k: (lambda s=s: s.run(None, {"x": x}))
-                                   for k, s in sessions.items()}, repeats)
-        rows.append({"layer": f"3×3 conv {channels}→{channels} @{side}²",
-                     "baseline_ms": med["direct"] * 1e3, "fast_ms": med["winograd"] * 1e3,
-                     "speedup": med["direct"] / med["winograd"],
-                     "max_diff": float(np.abs(outs["direct"] - outs["winograd"]).max())})
+        rows.append(_onnx_layer_row(
+            f"3×3 conv {channels}→{channels} @{side}²", helper.make_node("Conv", ["x", "w"], ["y"]),
+            w, x, 17, lambda m: winograd_convolutions(m, min_channels=1), threads, repeats))
+    return rows
+
+
+def phase_rows(threads: int, repeats: int) -> list[dict]:
+    from onnx import helper
+
+    from loomis.subpixel import phase_convolutions
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for cin, cout, side in UPSAMPLING_CASES:
+        w = (rng.standard_normal((cin, cout, 4, 4)) * 0.02).astype(np.float32)
+        x = rng.standard_normal((1, cin, side, side)).astype(np.float32)
+        node = helper.make_node("ConvTranspose", ["x", "w"], ["y"], kernel_shape=[4, 4],
+                                strides=[2, 2], pads=[1, 1, 1, 1])
+        rows.append(_onnx_layer_row(
+            f"transposed conv {cin}→{cout} @{side}²", node, w, x, 18,
+            lambda m: phase_convolutions(m, min_side=1, min_channels=1), threads, repeats))
     return rows
 
 
@@ -112,9 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     ups = upsampling_rows(args.repeats)
     print(f"\nU-Net transposed convolutions in torch, {args.threads} thread(s)\n")
     print(markdown(ups, "native", "matmul + col2im"))
+    phases = phase_rows(args.threads, args.repeats)
+    print(f"\nU-Net transposed convolutions in ONNX Runtime, {args.threads} thread(s)\n")
+    print(markdown(phases, "ConvTranspose", "phase conv + Col2Im"))
     if args.json:
         args.json.write_text(json.dumps({"threads": args.threads, "winograd": wino,
-                                         "upsampling": ups}, indent=2))
+                                         "upsampling": ups, "phase": phases}, indent=2))
     return 0
 
 

@@ -42,14 +42,16 @@ def available_runtimes() -> list[str]:
     return found
 
 
-def export_onnx(generator: Generator, path: str | os.PathLike, opset: int = 17,
-                winograd: bool = True) -> Path:
+def export_onnx(generator: Generator, path: str | os.PathLike, opset: int = 18,
+                rewrite: bool = True) -> Path:
     """Write ``generator`` (eval mode) as an ONNX graph with a dynamic batch dimension.
 
     Height and width are fixed to the training resolution, which is all ``Translator``
-    feeds it; that lets ONNX Runtime plan its memory once. With ``winograd`` (and
-    onnxruntime installed) the wide 3×3 convolutions run as Winograd F(4×4, 3×3), a quarter
-    of the multiplies (:mod:`loomis.winograd`); the graph stays standard ONNX.
+    feeds it; that lets ONNX Runtime plan its memory once. With ``rewrite`` (and
+    onnxruntime installed) two passes make the graph faster on a CPU without changing what
+    it computes, and it stays standard ONNX: the wide 3×3 convolutions run as Winograd
+    F(4×4, 3×3), a quarter of the multiplies (:mod:`loomis.winograd`), and the U-Net's
+    transposed convolutions as sub-pixel phase convolutions (:mod:`loomis.subpixel`).
     """
     size = generator.config.image_size
     net = generator.net.eval()  # the bare network: input checks are Python, not graph
@@ -61,20 +63,22 @@ def export_onnx(generator: Generator, path: str | os.PathLike, opset: int = 17,
             torch.onnx.export(net, (x,), tmp, dynamo=False, opset_version=opset,
                               input_names=["input"], output_names=["output"],
                               dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}})
-        if winograd and "onnxruntime" in available_runtimes():  # it finds the input shapes
+        if rewrite and "onnxruntime" in available_runtimes():  # the passes find input shapes
             import onnx
 
+            from .subpixel import phase_convolutions
             from .winograd import winograd_convolutions
 
-            fast, rewritten = winograd_convolutions(onnx.load(tmp))
-            if rewritten:
+            fast, winograd = winograd_convolutions(onnx.load(tmp))
+            fast, phased = phase_convolutions(fast)
+            if winograd or phased:
                 onnx.save(fast, tmp)
 
     return atomic_write(path, write)
 
 
 #: Bumped when the exported graph changes for the same weights, so caches re-export.
-GRAPH_VERSION = 2  # 2: Winograd 3×3 convolutions
+GRAPH_VERSION = 3  # 2: Winograd 3×3 convolutions; 3: opset 18, sub-pixel transposed convolutions
 
 
 def _weights_digest(generator: Generator) -> str:
@@ -124,7 +128,7 @@ def onnx_session(generator: Generator, onnx_path: str | os.PathLike | None = Non
     Uses ``onnx_path`` when given and present (e.g. the ``model.onnx`` of a Hub folder),
     else exports once into the cache (``$LOOMIS_CACHE`` or ``~/.cache/loomis``). The
     graph is compared with torch on a probe input; a stale or foreign file is re-exported,
-    and if the Winograd graph should ever miss the tolerance, the direct one is used.
+    and if the rewritten graph should ever miss the tolerance, the plain export is used.
     """
     import onnxruntime as ort
 
@@ -136,14 +140,14 @@ def onnx_session(generator: Generator, onnx_path: str | os.PathLike | None = Non
     probe = torch.rand(1, cin, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.no_grad():
         expected = generator.eval()(probe).numpy()
-    # Attempts: the file as found (if any), a fresh export, a fresh export without Winograd.
-    for winograd in (None, True, False):
-        if winograd is None and not path.is_file():
+    # Attempts: the file as found (if any), a fresh export, a fresh export without rewrites.
+    for rewrite in (None, True, False):
+        if rewrite is None and not path.is_file():
             continue
-        if winograd is not None:
+        if rewrite is not None:
             if onnx_path:  # a given file that does not match: use the cache instead
                 path = _cache_dir() / f"{_weights_digest(generator)}.onnx"
-            export_onnx(generator, path, winograd=winograd)
+            export_onnx(generator, path, rewrite=rewrite)
         try:
             sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
             got = sess.run(None, {sess.get_inputs()[0].name: probe.numpy()})[0]

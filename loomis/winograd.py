@@ -30,7 +30,7 @@ import copy
 
 import numpy as np
 
-__all__ = ["TILE", "winograd_convolutions"]
+__all__ = ["TILE", "tensor_shapes", "winograd_convolutions"]
 
 #: Output tile side m of F(m×m, 3×3); the input tile is m + 2.
 TILE = 4
@@ -54,8 +54,9 @@ _AT = np.array([[1, 1, 1, 1, 1, 0],
                 [0, 1, -1, 8, -8, 1]], dtype=np.float64)
 
 
-def _input_shapes(model, names: list[str]) -> dict[str, tuple[int, ...]]:
-    """Shapes of the tensors ``names``, found by running the graph once on a zero batch of 1.
+def tensor_shapes(model, names: list[str]) -> dict[str, tuple[int, ...]]:
+    """Shapes of the tensors ``names``, found by running the graph once on a zero batch of 1
+    (this pass's and :mod:`loomis.subpixel`'s).
 
     The exporter computes reflection-padding amounts inside the graph, which ONNX's static
     shape inference cannot follow; running it is exact and takes one forward pass.
@@ -123,7 +124,7 @@ def winograd_convolutions(model, min_channels: int = 128):
     candidates = [n for n in model.graph.node if _candidate(n, weights, min_channels)]
     if not candidates:  # e.g. a U-Net (4×4 kernels): no need to run the graph
         return model, 0
-    shapes = _input_shapes(model, [n.input[0] for n in candidates])
+    shapes = tensor_shapes(model, [n.input[0] for n in candidates])
     rewrite = {n.output[0] for n in candidates if _tiles_evenly(shapes.get(n.input[0]))}
     a, m = _BT.shape[0], TILE
     nodes, added, done = [], [], 0

@@ -100,6 +100,8 @@ def test_layer_benchmark_runs_and_its_fast_layers_equal_the_plain_ones(tmp_path,
     assert len(report["upsampling"]) == len(layer_speed.UPSAMPLING_CASES)
     assert all(r["max_diff"] < 2e-4 for r in report["winograd"])      # outputs of order 1
     assert all(r["max_diff"] < 1e-4 for r in report["upsampling"])
+    assert len(report["phase"]) == len(layer_speed.UPSAMPLING_CASES)
+    assert all(r["max_diff"] < 1e-4 for r in report["phase"])
 
 
 @pytest.mark.parametrize("script", sorted(p.relative_to(ROOT).as_posix()

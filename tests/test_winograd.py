@@ -25,7 +25,7 @@ def test_transform_matrices_compute_a_3_tap_correlation():
 def _export(g: Generator, path) -> "onnx.ModelProto":
     from loomis.inference import export_onnx
 
-    export_onnx(g, path, winograd=False)
+    export_onnx(g, path, rewrite=False)
     return onnx.load(str(path))
 
 
