@@ -9,8 +9,11 @@
    (``loomis.nets.transposed_conv_as_matmul``) against torch's native kernel, forward plus
    backward, at every level of unet_256 (the ``MATMUL_UPSAMPLING_MAX_SIDE`` threshold).
 3. The same layers in ONNX Runtime as one phase convolution + ``Col2Im``
-   (``loomis.subpixel``) against its ``ConvTranspose`` (the ``MIN_SIDE`` and
-   ``MIN_CHANNELS`` thresholds).
+   (``loomis.col2im.phase_convolutions``) against its ``ConvTranspose`` (the ``MIN_SIDE``
+   and ``MIN_CHANNELS`` thresholds).
+4. Convolutions to a few channels in ONNX Runtime as a 1×1 convolution to their taps +
+   ``Col2Im`` (``loomis.col2im.tap_convolutions``) against its ``Conv`` (the
+   ``MAX_TAP_CHANNELS`` threshold).
 
 Each pair is timed in alternation (medians); compare ratios, not milliseconds.
 """
@@ -34,6 +37,10 @@ WINOGRAD_CASES = [(64, 32), (64, 64), (128, 32), (128, 64), (256, 16), (256, 32)
 # unet_256 ngf 64, innermost level first: (input channels, output channels, input side)
 UPSAMPLING_CASES = [(512, 512, 1), (1024, 512, 2), (1024, 512, 4), (1024, 512, 8),
                     (1024, 256, 16), (512, 128, 32), (256, 64, 64), (128, 3, 128)]
+# (input channels, output channels, kernel side, output side): resnet_9blocks' image layer,
+# the shipped CycleGANs' (ngf 16 at 128²), smaller kernels, and one output channel or eight
+TAP_CASES = [(64, 3, 7, 256), (16, 3, 7, 128), (64, 3, 3, 256), (64, 3, 5, 256), (64, 1, 7, 256),
+             (64, 8, 7, 256)]
 
 
 def _sessions(models: dict, threads: int) -> dict:
@@ -90,7 +97,7 @@ def winograd_rows(threads: int, repeats: int) -> list[dict]:
 def phase_rows(threads: int, repeats: int) -> list[dict]:
     from onnx import helper
 
-    from loomis.subpixel import phase_convolutions
+    from loomis.col2im import phase_convolutions
 
     rng = np.random.default_rng(0)
     rows = []
@@ -102,6 +109,22 @@ def phase_rows(threads: int, repeats: int) -> list[dict]:
         rows.append(_onnx_layer_row(
             f"transposed conv {cin}→{cout} @{side}²", node, w, x, 18,
             lambda m: phase_convolutions(m, min_side=1, min_channels=1), threads, repeats))
+    return rows
+
+
+def tap_rows(threads: int, repeats: int) -> list[dict]:
+    from onnx import helper
+
+    from loomis.col2im import tap_convolutions
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for cin, cout, k, side in TAP_CASES:
+        w = (rng.standard_normal((cout, cin, k, k)) * 0.02).astype(np.float32)
+        x = rng.standard_normal((1, cin, side + k - 1, side + k - 1)).astype(np.float32)  # padded
+        rows.append(_onnx_layer_row(
+            f"{k}×{k} conv {cin}→{cout} @{side}²", helper.make_node("Conv", ["x", "w"], ["y"]),
+            w, x, 18, lambda m: tap_convolutions(m, max_channels=cout), threads, repeats))
     return rows
 
 
@@ -152,9 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     phases = phase_rows(args.threads, args.repeats)
     print(f"\nU-Net transposed convolutions in ONNX Runtime, {args.threads} thread(s)\n")
     print(markdown(phases, "ConvTranspose", "phase conv + Col2Im"))
+    taps = tap_rows(args.threads, args.repeats)
+    print(f"\nConvolutions to a few channels in ONNX Runtime, {args.threads} thread(s)\n")
+    print(markdown(taps, "Conv", "1×1 conv to the taps + Col2Im"))
     if args.json:
         args.json.write_text(json.dumps({"threads": args.threads, "winograd": wino,
-                                         "upsampling": ups, "phase": phases}, indent=2))
+                                         "upsampling": ups, "phase": phases, "taps": taps},
+                                        indent=2))
     return 0
 
 

@@ -50,8 +50,9 @@ def export_onnx(generator: Generator, path: str | os.PathLike, opset: int = 18,
     feeds it; that lets ONNX Runtime plan its memory once. With ``rewrite`` (and
     onnxruntime installed) two passes make the graph faster on a CPU without changing what
     it computes, and it stays standard ONNX: the wide 3×3 convolutions run as Winograd
-    F(4×4, 3×3), a quarter of the multiplies (:mod:`loomis.winograd`), and the U-Net's
-    transposed convolutions as sub-pixel phase convolutions (:mod:`loomis.subpixel`).
+    F(4×4, 3×3), a quarter of the multiplies (:mod:`loomis.winograd`); the U-Net's
+    transposed convolutions as phase convolutions, and convolutions to a 3-channel image
+    as 1×1 convolutions to their taps, each with a ``Col2Im`` (:mod:`loomis.col2im`).
     """
     size = generator.config.image_size
     net = generator.net.eval()  # the bare network: input checks are Python, not graph
@@ -66,19 +67,21 @@ def export_onnx(generator: Generator, path: str | os.PathLike, opset: int = 18,
         if rewrite and "onnxruntime" in available_runtimes():  # the passes find input shapes
             import onnx
 
-            from .subpixel import phase_convolutions
+            from .col2im import phase_convolutions, tap_convolutions
             from .winograd import winograd_convolutions
 
-            fast, winograd = winograd_convolutions(onnx.load(tmp))
-            fast, phased = phase_convolutions(fast)
-            if winograd or phased:
+            fast, rewritten = onnx.load(tmp), 0
+            for rewrite_pass in (winograd_convolutions, phase_convolutions, tap_convolutions):
+                fast, n = rewrite_pass(fast)
+                rewritten += n
+            if rewritten:
                 onnx.save(fast, tmp)
 
     return atomic_write(path, write)
 
 
 #: Bumped when the exported graph changes for the same weights, so caches re-export.
-GRAPH_VERSION = 3  # 2: Winograd 3×3 convolutions; 3: opset 18, sub-pixel transposed convolutions
+GRAPH_VERSION = 3  # 2: Winograd 3×3 convolutions; 3: opset 18, loomis.col2im's passes
 
 
 def _weights_digest(generator: Generator) -> str:

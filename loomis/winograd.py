@@ -56,7 +56,7 @@ _AT = np.array([[1, 1, 1, 1, 1, 0],
 
 def tensor_shapes(model, names: list[str]) -> dict[str, tuple[int, ...]]:
     """Shapes of the tensors ``names``, found by running the graph once on a zero batch of 1
-    (this pass's and :mod:`loomis.subpixel`'s).
+    (this pass's and :mod:`loomis.col2im`'s).
 
     The exporter computes reflection-padding amounts inside the graph, which ONNX's static
     shape inference cannot follow; running it is exact and takes one forward pass.

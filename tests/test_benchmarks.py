@@ -102,6 +102,8 @@ def test_layer_benchmark_runs_and_its_fast_layers_equal_the_plain_ones(tmp_path,
     assert all(r["max_diff"] < 1e-4 for r in report["upsampling"])
     assert len(report["phase"]) == len(layer_speed.UPSAMPLING_CASES)
     assert all(r["max_diff"] < 1e-4 for r in report["phase"])
+    assert len(report["taps"]) == len(layer_speed.TAP_CASES)
+    assert all(r["max_diff"] < 1e-4 for r in report["taps"])
 
 
 @pytest.mark.parametrize("script", sorted(p.relative_to(ROOT).as_posix()

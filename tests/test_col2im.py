@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from loomis import subpixel
+from loomis import col2im
 from loomis.nets import Generator
 
 ort = pytest.importorskip("onnxruntime")
@@ -59,7 +59,7 @@ def test_a_transposed_convolution_becomes_one_phase_conv_and_col2im_with_the_sam
         g, beta, mean, var = (torch.from_numpy(v) for v in norm)
         expected = torch.nn.functional.batch_norm(expected, mean, var, g, beta, eps=1e-5)
 
-    fast, n = subpixel.phase_convolutions(_layer(w, b, norm, side))
+    fast, n = col2im.phase_convolutions(_layer(w, b, norm, side))
     assert n == 1
     assert [node.op_type for node in fast.graph.node] == ["Conv", "Reshape", "Col2Im"]  # norm folded
     got = _run(fast, x)
@@ -72,11 +72,11 @@ def test_a_transposed_convolution_becomes_one_phase_conv_and_col2im_with_the_sam
 def test_layers_below_the_thresholds_and_older_opsets_are_left_alone():
     rng = np.random.default_rng(1)
     w = rng.standard_normal((16, 16, 4, 4)).astype(np.float32)
-    assert subpixel.phase_convolutions(_layer(w, None, None, (8, 8)))[1] == 0       # 8 px: border costs
-    assert subpixel.phase_convolutions(_layer(w, None, None, (8, 8)), min_side=8)[1] == 1
+    assert col2im.phase_convolutions(_layer(w, None, None, (8, 8)))[1] == 0       # 8 px: border costs
+    assert col2im.phase_convolutions(_layer(w, None, None, (8, 8)), min_side=8)[1] == 1
     narrow = rng.standard_normal((16, 3, 4, 4)).astype(np.float32)                 # an image layer
-    assert subpixel.phase_convolutions(_layer(narrow, None, None, (32, 32)))[1] == 0
-    assert subpixel.phase_convolutions(_layer(w, None, None, (32, 32), opset=17))[1] == 0  # no Col2Im
+    assert col2im.phase_convolutions(_layer(narrow, None, None, (32, 32)))[1] == 0
+    assert col2im.phase_convolutions(_layer(w, None, None, (32, 32), opset=17))[1] == 0  # no Col2Im
 
 
 def test_unet_decoder_levels_are_rewritten_and_the_generator_still_equals_torch(tmp_path):
@@ -90,7 +90,7 @@ def test_unet_decoder_levels_are_rewritten_and_the_generator_still_equals_torch(
             m.running_var.uniform_(0.5, 2.0)
     export_onnx(g, tmp_path / "g.onnx", rewrite=False)
     plain = onnx.load(str(tmp_path / "g.onnx"))
-    fast, n = subpixel.phase_convolutions(plain)
+    fast, n = col2im.phase_convolutions(plain)
     # decoder inputs of 1…64 px: 16 and 32 px qualify; the 64 px level makes the 3-channel image
     assert n == 2
     ops = [node.op_type for node in fast.graph.node]
@@ -122,7 +122,7 @@ def test_translator_runs_the_phase_graph_and_falls_back_if_it_ever_disagrees(tmp
     assert "Col2Im" in ops_cached(tmp_path / "ok" / "onnx")
     assert torch.allclose(fast.run(x), eager.run(x), atol=1e-4)
 
-    real = subpixel.phase_convolutions
+    real = col2im.phase_convolutions
 
     def one_phase_off(model, *args, **kwargs):
         bad, n = real(model, *args, **kwargs)
@@ -133,8 +133,62 @@ def test_translator_runs_the_phase_graph_and_falls_back_if_it_ever_disagrees(tmp
                 init.CopyFrom(numpy_helper.from_array(w, init.name))
         return bad, n
 
-    monkeypatch.setattr(subpixel, "phase_convolutions", one_phase_off)
+    monkeypatch.setattr(col2im, "phase_convolutions", one_phase_off)
     monkeypatch.setenv("LOOMIS_CACHE", str(tmp_path / "bad"))
     fast = Translator(g, runtime="onnxruntime")
     assert "Col2Im" not in ops_cached(tmp_path / "bad" / "onnx")
     assert torch.allclose(fast.run(x), eager.run(x), atol=1e-4)
+
+
+def _conv(weight, bias, pads, side: tuple[int, int], strides=(1, 1)):
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits = [numpy_helper.from_array(weight, "w")] + ([numpy_helper.from_array(bias, "b")] if bias is not None else [])
+    node = helper.make_node("Conv", ["x", "w"] + (["b"] if bias is not None else []), ["y"],
+                            kernel_shape=list(weight.shape[2:]), pads=list(pads), strides=list(strides))
+    graph = helper.make_graph(
+        [node], "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", weight.shape[1], *side])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+
+
+@pytest.mark.parametrize("kernel, pads, with_bias", [((7, 7), (0, 0, 0, 0), True), ((7, 7), (3, 3, 3, 3), False),
+                                                     ((3, 5), (1, 0, 2, 4), True)])
+def test_a_convolution_to_an_image_becomes_its_taps_and_col2im_with_the_same_output(kernel, pads, with_bias):
+    rng = np.random.default_rng(2)
+    cin, cout, side = 8, 3, (20, 24)
+    w = rng.standard_normal((cout, cin, *kernel)).astype(np.float32) * 0.1
+    b = rng.standard_normal(cout).astype(np.float32) if with_bias else None
+    x = rng.standard_normal((2, cin, *side)).astype(np.float32)
+    padded = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))   # torch pads evenly only
+    expected = torch.nn.functional.conv2d(torch.from_numpy(padded), torch.from_numpy(w),
+                                          None if b is None else torch.from_numpy(b)).numpy()
+    fast, n = col2im.tap_convolutions(_conv(w, b, pads, side))
+    assert n == 1
+    assert [node.op_type for node in fast.graph.node] == ["Conv", "Reshape", "Col2Im"] + ["Add"] * with_bias
+    np.testing.assert_allclose(_run(fast, x), expected, atol=1e-5)
+
+
+def test_wide_or_strided_convolutions_keep_their_kernel():
+    rng = np.random.default_rng(3)
+    wide = rng.standard_normal((8, 8, 7, 7)).astype(np.float32)
+    image = rng.standard_normal((3, 8, 7, 7)).astype(np.float32)
+    assert col2im.tap_convolutions(_conv(wide, None, (3, 3, 3, 3), (16, 16)))[1] == 0       # 8 channels
+    assert col2im.tap_convolutions(_conv(image, None, (3, 3, 3, 3), (16, 16), (2, 2)))[1] == 0
+    assert col2im.tap_convolutions(_conv(image[:, :, :1, :1], None, (0, 0, 0, 0), (16, 16)))[1] == 0  # 1×1
+
+
+def test_resnet_image_layer_is_rewritten_and_the_generator_still_equals_torch(tmp_path):
+    from loomis.inference import export_onnx
+
+    torch.manual_seed(0)
+    g = Generator(arch="resnet_6blocks", norm="instance", ngf=8, image_size=32).eval()
+    export_onnx(g, tmp_path / "g.onnx", rewrite=False)
+    plain = onnx.load(str(tmp_path / "g.onnx"))
+    fast, n = col2im.tap_convolutions(plain)
+    assert n == 1                                        # the 7×7 to 3 channels, not the 3→8 stem
+    assert [node.op_type for node in fast.graph.node].count("Col2Im") == 1
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    with torch.no_grad():
+        expected = g(x).numpy()
+    np.testing.assert_allclose(_run(fast, x.numpy()), expected, atol=1e-4)
