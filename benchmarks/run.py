@@ -547,7 +547,8 @@ NUMBERS = ("ms", "gflops", "gbps", "of_limit", "roofline_ms", "of_roofline", "pe
 
 def median_rows(runs: list[list[dict]]) -> list[dict]:
     """The rows of several runs merged by measurement: each number the median over the runs
-    that measured it, and ``speedup_range`` (min, max) beside a median speed-up."""
+    that measured it, and ``speedup_range`` (min, max) and ``speedup_runs`` (every run's, in
+    order) beside a median speed-up."""
     merged: dict[str, dict] = {}
     for rows in runs:
         for r in rows:
@@ -562,6 +563,7 @@ def median_rows(runs: list[list[dict]]) -> list[dict]:
             row[key] = statistics.median(values)
         if "speedup" in entry["values"]:
             row["speedup_range"] = (min(entry["values"]["speedup"]), max(entry["values"]["speedup"]))
+            row["speedup_runs"] = entry["values"]["speedup"]
         row["runs"] = max((len(v) for v in entry["values"].values()), default=0)
         out.append(row)
     return out

@@ -63,6 +63,7 @@ def test_several_runs_report_medians_and_the_range_of_each_speed_up(bench):
     assert rows["net eager"]["ms"] == 100.0 and rows["net eager"]["runs"] == 3
     assert rows["net fast"]["speedup"] == 2.0                      # median of 2.0, 1.5, 3.0
     assert rows["net fast"]["speedup_range"] == (1.5, 3.0)
+    assert rows["net fast"]["speedup_runs"] == [2.0, 1.5, 3.0]                 # in run order
     table = bench.markdown(list(rows.values()))
     assert "2.00× (1.50–3.00)" in table
 
