@@ -48,11 +48,12 @@ def export_onnx(generator: Generator, path: str | os.PathLike, opset: int = 18,
 
     Height and width are fixed to the training resolution, which is all ``Translator``
     feeds it; that lets ONNX Runtime plan its memory once. With ``rewrite`` (and
-    onnxruntime installed) two passes make the graph faster on a CPU without changing what
-    it computes, and it stays standard ONNX: the wide 3×3 convolutions run as Winograd
-    F(4×4, 3×3), a quarter of the multiplies (:mod:`loomis.winograd`); the U-Net's
-    transposed convolutions as phase convolutions, and convolutions to a 3-channel image
-    as 1×1 convolutions to their taps, each with a ``Col2Im`` (:mod:`loomis.col2im`).
+    onnxruntime installed) three passes make the graph faster on a CPU without changing
+    what it computes, and it stays standard ONNX: the wide 3×3 convolutions run as
+    Winograd F(4×4, 3×3), a quarter of the multiplies (:mod:`loomis.winograd`); the
+    U-Net's transposed convolutions as phase convolutions, and convolutions to an image
+    (at most 4 channels) as 1×1 convolutions to their taps, each followed by a ``Col2Im``
+    (:mod:`loomis.col2im`).
     """
     size = generator.config.image_size
     net = generator.net.eval()  # the bare network: input checks are Python, not graph
