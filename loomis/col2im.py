@@ -239,12 +239,14 @@ def phase_convolutions(model, min_side: int = MIN_SIDE, min_channels: int = MIN_
 
 
 def tap_weights(weight: np.ndarray) -> np.ndarray:
-    """The ``(C_out·K·L, C_in, 1, 1)`` weights of the 1×1 convolution whose channel
-    ``o·K·L + i·L + j`` is the product of output channel ``o``'s tap ``(K−1−i, L−1−j)``
-    with every input pixel: ``Col2Im`` adds offset ``(i, j)`` of the block at input pixel
-    ``b`` into output pixel ``b − (K−1−p) + i``, which is a correlation with the kernel
-    turned by 180°, so turning it first gives the convolution ``weight`` (``C_out, C_in,
-    K, L``) with padding ``p``."""
+    """The ``(C_out·K·L, C_in, 1, 1)`` weights of the 1×1 convolution to the taps of a
+    ``Conv`` with ``weight`` of shape ``(C_out, C_in, K, L)``.
+
+    ``Col2Im`` with K×L blocks, stride 1 and padding K − 1 − p adds offset ``i`` of the
+    block at input pixel ``b`` into output pixel ``b − (K − 1 − p) + i``, so output pixel
+    ``o`` gathers input pixel ``o − p + (K − 1 − i)`` from offset ``i``: channel
+    ``o·K·L + i·L + j`` must hold tap ``(K − 1 − i, L − 1 − j)``, the kernel turned by 180°.
+    """
     cout, cin, k, l = weight.shape
     w = weight[:, :, ::-1, ::-1].transpose(0, 2, 3, 1)
     return np.ascontiguousarray(w.reshape(cout * k * l, cin, 1, 1))
