@@ -162,7 +162,9 @@ def test_kill_and_sigterm_then_resume_equal_an_uninterrupted_run(data, tmp_path)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     at_kill = load_state(run / "last.safetensors")["run"]["global_step"]
-    assert 3 <= at_kill < 14
+    # each step's log row is written just before its checkpoint: a kill between the two
+    # leaves the checkpoint one step behind the rows seen, and resuming trims the extra row
+    assert 2 <= at_kill < 14
     _run("pix2pix", "--out", run, "--resume", "--max-steps", "14")
     assert _losses(run) == reference  # bit for bit, mid-epoch included
 

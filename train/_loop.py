@@ -671,8 +671,11 @@ def run(kind: str, args, argv: list[str]) -> int:
             extra["rank_rng"] = [None] * world
             dist.all_gather_object(extra["rank_rng"], rng_state())
         if is_main:
-            save_state(path, {"model": model.state_dict(), "run": dict(state), **extra})
+            # the log first: a run killed between the two writes then has rows past its
+            # checkpoint, which resuming trims, rather than a checkpoint past its log,
+            # whose last row would be lost for good
             write_csv(out / "losses.csv", loss_rows)
+            save_state(path, {"model": model.state_dict(), "run": dict(state), **extra})
 
     stop = Stop()
     old_handlers = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
