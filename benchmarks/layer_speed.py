@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from run import alternating_medians  # noqa: E402
+from run import alternating_medians, resting_session  # noqa: E402
 
 WINOGRAD_CASES = [(64, 32), (64, 64), (128, 32), (128, 64), (256, 16), (256, 32), (256, 64)]
 # unet_256 ngf 64, innermost level first: (input channels, output channels, input side)
@@ -41,19 +41,6 @@ UPSAMPLING_CASES = [(512, 512, 1), (1024, 512, 2), (1024, 512, 4), (1024, 512, 8
 # the shipped CycleGANs' (ngf 16 at 128²), smaller kernels, and one output channel or eight
 TAP_CASES = [(64, 3, 7, 256), (16, 3, 7, 128), (64, 3, 3, 256), (64, 3, 5, 256), (64, 1, 7, 256),
              (64, 8, 7, 256)]
-
-
-def _sessions(models: dict, threads: int) -> dict:
-    """ONNX Runtime sessions on ``threads`` threads that do not spin between calls: the
-    contenders are timed in turn in one process, and a spinning pool slows the next one."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.log_severity_level = 3
-    return {name: ort.InferenceSession(m.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-            for name, m in models.items()}
 
 
 def _onnx_layer_row(label: str, node, weight: np.ndarray, x: np.ndarray, opset: int, rewrite,
@@ -69,7 +56,7 @@ def _onnx_layer_row(label: str, node, weight: np.ndarray, x: np.ndarray, opset: 
     direct = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     fast, n = rewrite(direct)
     assert n == 1, f"{label}: the pass did not rewrite the layer"
-    sessions = _sessions({"direct": direct, "fast": fast}, threads)
+    sessions = {"direct": resting_session(direct, threads), "fast": resting_session(fast, threads)}
     outs = {k: s.run(None, {"x": x})[0] for k, s in sessions.items()}
     med = alternating_medians({k: (lambda s=s: s.run(None, {"x": x}))
                                for k, s in sessions.items()}, repeats)

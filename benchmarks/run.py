@@ -148,22 +148,28 @@ def matmul_contenders(quick: bool) -> tuple[dict[str, Callable[[], object]], int
     return fns, n
 
 
-def _matmul_session(n: int):
-    """ONNX Runtime running one ``n``×``n`` float32 MatMul on this process's thread count.
-    Its threads do not spin between calls: they would slow the torch and numpy matmuls
-    timed next to it in this process."""
+def resting_session(model, threads: int):
+    """An ONNX Runtime session of ``model`` on ``threads`` threads that do not spin between
+    calls: a spinning pool would slow whatever is timed next in the same process."""
     import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+def _matmul_session(n: int):
+    """ONNX Runtime running one ``n``×``n`` float32 MatMul on this process's thread count,
+    resting between calls beside the torch and numpy matmuls timed with it."""
     from onnx import TensorProto, helper
 
     spec = [helper.make_tensor_value_info(name, TensorProto.FLOAT, [n, n]) for name in "ab"]
     graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "matmul", spec,
                               [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = torch.get_num_threads()
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return resting_session(model, torch.get_num_threads())
 
 
 def interleaved_limit(quick: bool) -> tuple[Callable[[], object], int]:

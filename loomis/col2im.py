@@ -43,6 +43,8 @@ import copy
 
 import numpy as np
 
+from .onnx_graph import attributes, plain_layer, tensor_shapes
+
 __all__ = ["MAX_TAP_CHANNELS", "MIN_CHANNELS", "MIN_SIDE", "phase_convolutions", "phase_weights",
            "tap_convolutions", "tap_weights"]
 
@@ -81,37 +83,11 @@ def phase_weights(weight: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(w.transpose(1, 2, 3, 0, 4, 5).reshape(4 * cout, cin, 2, 2))
 
 
-def _attributes(node) -> dict:
-    from onnx import helper
-
-    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
-
-
-def _plain_layer(node, weights: dict, op_type: str) -> tuple[dict, list[int]] | None:
-    """``(attributes, weight shape)`` of ``node`` if it is an ``op_type`` with float32
-    constant 4-D weights (and bias), no groups, dilation, output padding or automatic
-    padding; else None."""
-    if node.op_type != op_type or len(node.input) < 2 or node.input[1] not in weights:
-        return None
-    if len(node.input) > 2 and node.input[2] and node.input[2] not in weights:
-        return None
-    attrs, w = _attributes(node), weights[node.input[1]]
-    plain = (len(w.dims) == 4 and w.data_type == 1   # float32
-             and attrs.get("group", 1) == 1
-             and all(d == 1 for d in attrs.get("dilations", [1, 1]))
-             and not any(attrs.get("output_padding", []))
-             and "output_shape" not in attrs
-             and attrs.get("auto_pad", b"NOTSET") in (b"NOTSET", "NOTSET"))
-    return (attrs, list(w.dims)) if plain else None
-
-
 class _Graph:
     """What a pass's rewrite of one node needs: the graph's constants by name, the shapes
     of the rewritten nodes' inputs, who reads what, and where new constants go."""
 
     def __init__(self, model, weights: dict, inputs: list[str]) -> None:
-        from .winograd import tensor_shapes
-
         self.weights = weights
         self.shapes = tensor_shapes(model, inputs)
         self.readers: dict[str, list] = {}
@@ -141,7 +117,7 @@ class _Graph:
             return None
         bn = readers[0]
         if (bn.op_type != "BatchNormalization" or bn.input[0] != node.output[0]
-                or len(bn.output) != 1 or _attributes(bn).get("training_mode", 0)
+                or len(bn.output) != 1 or attributes(bn).get("training_mode", 0)
                 or not all(name in self.weights for name in bn.input[1:5])):
             return None
         return bn
@@ -198,7 +174,7 @@ def phase_convolutions(model, min_side: int = MIN_SIDE, min_channels: int = MIN_
     from onnx import helper
 
     def eligible(node, weights) -> bool:
-        layer = _plain_layer(node, weights, "ConvTranspose")
+        layer = plain_layer(node, weights, "ConvTranspose")
         if layer is None:
             return False
         attrs, (_, cout, kh, kw) = layer
@@ -218,7 +194,7 @@ def phase_convolutions(model, min_side: int = MIN_SIDE, min_channels: int = MIN_
         bn = graph.foldable_norm(node)
         if bn is not None:   # y = (x - mean) / sqrt(var + eps) * gamma + beta, per channel
             gamma, beta, mean, var = (graph.array(name) for name in bn.input[1:5])
-            scale = gamma / np.sqrt(var + _attributes(bn).get("epsilon", 1e-5))
+            scale = gamma / np.sqrt(var + attributes(bn).get("epsilon", 1e-5))
             w, bias, has_bias = w * scale[None, :, None, None], (bias - mean) * scale + beta, True
             graph.absorbed.add(id(bn))
             out = bn.output[0]
@@ -263,7 +239,7 @@ def tap_convolutions(model, max_channels: int = MAX_TAP_CHANNELS):
     from onnx import helper
 
     def eligible(node, weights) -> bool:
-        layer = _plain_layer(node, weights, "Conv")
+        layer = plain_layer(node, weights, "Conv")
         if layer is None:
             return False
         attrs, (cout, _, kh, kw) = layer
@@ -276,7 +252,7 @@ def tap_convolutions(model, max_channels: int = MAX_TAP_CHANNELS):
             return None
         w = graph.array(node.input[1])
         cout, _, k, l = w.shape
-        top, left, bottom, right = _attributes(node).get("pads", [0, 0, 0, 0])
+        top, left, bottom, right = attributes(node).get("pads", [0, 0, 0, 0])
         if max(top, bottom) > k - 1 or max(left, right) > l - 1:
             return None   # padding wider than the kernel: outputs that see no input at all
         out = node.output[0]

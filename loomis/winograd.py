@@ -30,7 +30,9 @@ import copy
 
 import numpy as np
 
-__all__ = ["TILE", "tensor_shapes", "winograd_convolutions"]
+from .onnx_graph import plain_layer, tensor_shapes
+
+__all__ = ["TILE", "winograd_convolutions"]
 
 #: Output tile side m of F(m×m, 3×3); the input tile is m + 2.
 TILE = 4
@@ -54,50 +56,17 @@ _AT = np.array([[1, 1, 1, 1, 1, 0],
                 [0, 1, -1, 8, -8, 1]], dtype=np.float64)
 
 
-def tensor_shapes(model, names: list[str]) -> dict[str, tuple[int, ...]]:
-    """Shapes of the tensors ``names``, found by running the graph once on a zero batch of 1
-    (this pass's and :mod:`loomis.col2im`'s).
-
-    The exporter computes reflection-padding amounts inside the graph, which ONNX's static
-    shape inference cannot follow; running it is exact and takes one forward pass.
-    """
-    import onnxruntime as ort
-    from onnx import helper
-
-    probe = copy.deepcopy(model)
-    names = list(dict.fromkeys(names))
-    if not names or len(probe.graph.input) != 1:
-        return {}
-    del probe.graph.output[:]
-    probe.graph.output.extend(helper.make_empty_tensor_value_info(name) for name in names)
-    source = probe.graph.input[0]
-    dims = [d.dim_value or 1 for d in source.type.tensor_type.shape.dim]
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    opts.log_severity_level = 3
-    sess = ort.InferenceSession(probe.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    outs = sess.run(None, {source.name: np.zeros(dims, np.float32)})
-    return {name: tuple(out.shape) for name, out in zip(names, outs)}
-
-
 def _candidate(node, weights: dict, min_channels: int) -> bool:
     """What the node itself says: a 3×3, stride-1, unpadded, ungrouped float32 ``Conv``
     with constant weights (and bias) and at least ``min_channels`` in and out."""
-    from onnx import helper
-
-    if node.op_type != "Conv" or len(node.input) < 2 or node.input[1] not in weights:
+    layer = plain_layer(node, weights, "Conv")
+    if layer is None:
         return False
-    if len(node.input) > 2 and node.input[2] and node.input[2] not in weights:
-        return False
-    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    w = weights[node.input[1]]
-    return (list(w.dims[2:]) == [3, 3] and w.data_type == 1  # float32
-            and attrs.get("group", 1) == 1
+    attrs, (cout, cin, kh, kw) = layer
+    return ((kh, kw) == (3, 3)
             and all(s == 1 for s in attrs.get("strides", [1, 1]))
-            and all(d == 1 for d in attrs.get("dilations", [1, 1]))
             and all(p == 0 for p in attrs.get("pads", [0, 0, 0, 0]))
-            and attrs.get("auto_pad", b"NOTSET") in (b"NOTSET", "NOTSET")
-            and min(w.dims[0], w.dims[1]) >= min_channels)
+            and min(cout, cin) >= min_channels)
 
 
 def _tiles_evenly(shape: tuple[int, ...] | None) -> bool:
