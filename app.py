@@ -2,16 +2,18 @@
 
 ``python app.py`` serves it (GRADIO_SERVER_NAME / GRADIO_SERVER_PORT are honoured, as on a
 Hugging Face Space). The page is thin on purpose: every picture goes through the same
-project code the tests and benchmarks use (:mod:`loomis.engine` for the geometric
-engine, :mod:`loomis.registry` for the generators, :mod:`loomis.canvas` for the drawing
+project code the tests and benchmarks use (:mod:`loomis.pipeline` for every engine, face
+by face, :mod:`loomis.registry` for the generators, :mod:`loomis.canvas` for the drawing
 canvas). Heavy modules (torch, MediaPipe, ONNX Runtime) are imported on first use, not at
 start, so the server answers within seconds; the generators load once, on first request.
 
-Endpoints usable from ``gradio_client``: ``/photo_to_drawing`` (photo → drawing) and
-``/sketch_to_photo`` (drawing file → photo); every parameter after the image has a default.
+Endpoints usable from ``gradio_client``: ``/photo_to_drawing`` (photo → drawing),
+``/heads`` (photo → the constructions as JSON) and ``/sketch_to_photo`` (drawing file →
+photo); every parameter after the image has a default.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from pathlib import Path
@@ -25,14 +27,13 @@ HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE / "examples"
 MAX_SIDE = 2048          # larger photos are scaled down first: the lines do not need more
 CANVAS = (512, 512)
+#: The photo engines in the order of the real-photo table (docs/quality.md): the geometric
+#: engine first and the default; CycleGAN named for what it draws.
 PHOTO_ENGINES = {"Geometric engine": None, "pix2pix": "pix2pix-photo2drawing",
-                 "CycleGAN": "cyclegan-photo2drawing"}
+                 "CycleGAN (the original experiment: edges, not a construction)":
+                 "cyclegan-photo2drawing"}
+DEFAULT_PHOTO_ENGINE = "Geometric engine"
 SKETCH_ENGINES = {"pix2pix": "pix2pix-drawing2photo", "CycleGAN": "cyclegan-drawing2photo"}
-#: Whether the page ticks "fit the 3D construction" for an engine: where the fit (started
-#: from the pose net) beat the generator's own drawing on benchmarks/quality.py (pix2pix
-#: 0.661 -> 0.785 line F1; CycleGAN 0.256 -> 0.213 even with the pose 2.9 degrees off:
-#: edge maps of hair and background mislead the construction's place and size).
-FIT_BY_DEFAULT = {"Geometric engine": True, "pix2pix": True, "CycleGAN": False}
 #: The sketch model used when none is chosen: the better of the two shipped in checkpoints/
 #: on benchmarks/quality.py's drawing → photo table (L1, PSNR and SSIM).
 DEFAULT_SKETCH_ENGINE = "pix2pix"
@@ -63,8 +64,8 @@ class LoomisApp:
     created on first use and shared by every request (each is thread-safe)."""
 
     def __init__(self) -> None:
-        from loomis.registry import ModelRegistry
-        self.registry = ModelRegistry()
+        from loomis.registry import ENGINES, ModelRegistry
+        self.registry = ModelRegistry(ENGINES)   # the generators (the pose net is not used)
         self._lock = threading.Lock()
         self._photo_estimator = None
         self._stream_estimator = None
@@ -99,77 +100,52 @@ class LoomisApp:
                            "draw from: use one at least 64 pixels on each side.")
         return img
 
-    def _translate(self, engine: str, img: Image.Image) -> Image.Image:
-        from loomis.registry import ModelUnavailable
-        try:
-            return self.registry.translator(engine)(img)
-        except ModelUnavailable as exc:
-            raise gr.Error(str(exc)) from None
-
     # -- handlers -------------------------------------------------------------------
-    def photo_to_drawing(self, image, engine: str = "Geometric engine", background: str = "paper",
-                         line_weight: float = 0, hidden: str = "dashed",
-                         features: bool = False, fit: bool = True) -> Image.Image:
-        """Photo in, Loomis construction drawing out (every face, in its own pose).
-
-        A generator's drawing is, with ``fit`` (default), the evidence the 3D
-        construction is fitted to (:mod:`loomis.construction_fit`): clean lines in one
-        consistent pose, drawn like the geometric engine's; without it, the raw output."""
+    def _drawing(self, image, engine: str, **options):
+        """The pipeline's :class:`loomis.pipeline.Drawing` of a photo, errors as messages."""
         img = self._load(image, "photo")
         if engine not in PHOTO_ENGINES:
             raise gr.Error(f"Unknown engine {engine!r}; choose one of {', '.join(PHOTO_ENGINES)}.")
-        import dataclasses
-
-        from loomis.engine import GRAPHITE, INK, photo_to_loomis
-        style = None
-        if line_weight:
-            style = dataclasses.replace(GRAPHITE if background == "paper" else INK,
-                                        width=float(line_weight))
-        if PHOTO_ENGINES[engine] is not None:
-            drawn = self._translate(PHOTO_ENGINES[engine], img)
-            return self._fitted(drawn, img, background, style, hidden) if fit else drawn
-        from loomis.pose import NoFaceError
+        from loomis.pipeline import GEOMETRIC, NoFaceError, photo_to_drawing
+        from loomis.registry import ModelUnavailable
+        name = PHOTO_ENGINES[engine]
         try:
-            return photo_to_loomis(img, background=background, style=style, hidden=hidden,
-                                   features=bool(features), estimator=self.estimator(False))
+            translator = self.registry.translator(name) if name else None
+            return photo_to_drawing(img, name or GEOMETRIC, translator=translator,
+                                    estimator=self.estimator(False), **options)
         except NoFaceError as exc:
             raise gr.Error(f"No face found: {exc}") from None
-        except ValueError as exc:
+        except (ModelUnavailable, ValueError) as exc:
             raise gr.Error(str(exc)) from None
 
-    def pose_net(self):
-        """The shared pose net, or None (the fit then starts from the landmark pose or its
-        grid) when no copy is available."""
-        from loomis.registry import ModelUnavailable
-        try:
-            return self.registry.pose_net()
-        except ModelUnavailable:
-            return None
+    def photo_to_drawing(self, image, engine: str = DEFAULT_PHOTO_ENGINE, background: str = "paper",
+                         line_weight: float = 0, hidden: str = "dashed",
+                         features: bool = False, fit: bool = True) -> Image.Image:
+        """Photo in, Loomis construction drawing out: every face, each in its own pose.
 
-    def _fitted(self, drawn: Image.Image, photo: Image.Image, background: str, style,
-                hidden: str) -> Image.Image:
-        """The construction fitted to a generator's drawing (started from the pose net's
-        reading of the photo), over the chosen background."""
-        import dataclasses
+        Every engine works face by face (loomis.pipeline): the faces the geometric engine
+        finds are cut out, a generator draws each, and with ``fit`` (default) the 3D
+        construction is fitted to its lines; without it, the raw drawing."""
+        style = None
+        if line_weight:
+            from loomis.engine import GRAPHITE, INK
+            style = dataclasses.replace(GRAPHITE if background == "paper" else INK,
+                                        width=float(line_weight))
+        return self._drawing(image, engine, background=background, style=style, hidden=hidden,
+                             features=bool(features), fit=bool(fit)).image
 
-        import numpy as np
+    def heads(self, image, engine: str = DEFAULT_PHOTO_ENGINE) -> dict:
+        """The constructions an engine draws on a photo, as numbers.
 
-        from loomis.construction_fit import EmptyDrawingError, fit_from_photo
-        from loomis.engine import GRAPHITE, INK, make_background
-        try:  # before the fit: a bad background is refused without a second's work
-            base = Image.fromarray(make_background(np.asarray(photo.convert("RGB")), background))
-        except ValueError as exc:
-            raise gr.Error(str(exc)) from None
-        try:
-            fitted = fit_from_photo(drawn, photo, self.pose_net(), self.estimator(False))
-        except EmptyDrawingError:
-            raise gr.Error("The generator drew too few lines to fit the construction to: "
-                           "untick 'Fit the 3D construction' to see its drawing, or use the "
-                           "geometric engine.") from None
-        style = style or (GRAPHITE if background == "paper" else INK)
-        if hidden:
-            style = dataclasses.replace(style, hidden=hidden)
-        return fitted.draw(style, base)
+        Returns ``{"engine": name, "heads": [{"box": [x0, y0, x1, y1], "yaw", "pitch",
+        "roll", "ball_center": [x, y], "ball_radius": r}, ...]}``, one entry per
+        construction drawn (every face found, largest first), in the input photo's pixels
+        (x right, y down) and degrees. ``box`` bounds the whole construction (ball, jaw,
+        ear). Angles are relative to the line of sight: yaw > 0 the face turned towards
+        the picture's right, pitch > 0 tilted up (looking up), roll > 0 turned
+        counter-clockwise in the picture. A photo without a face is an error."""
+        drawing = self._drawing(image, engine, background="paper")
+        return {"engine": engine, "heads": drawing.to_json()["heads"]}
 
     def sketch_to_photo(self, drawing, model: str = DEFAULT_SKETCH_ENGINE) -> Image.Image:
         """A drawing (file or canvas) in, a photo out."""
@@ -184,11 +160,14 @@ class LoomisApp:
                 raise gr.Error(f"Nothing to turn into a photo: {exc}.") from None
         else:
             img = self._load(drawing, "drawing")
-            try:
-                canvas_to_drawing(img)     # a blank upload is as empty as a blank canvas
-            except ImageError as exc:
-                raise gr.Error(f"Nothing to turn into a photo: {exc}.") from None
-        return self._translate(SKETCH_ENGINES[model], img)
+        from loomis.pipeline import sketch_to_photo
+        from loomis.registry import ModelUnavailable
+        try:
+            return sketch_to_photo(img, self.registry.translator(SKETCH_ENGINES[model]))
+        except ImageError as exc:   # nothing drawn (a blank canvas or upload)
+            raise gr.Error(f"Nothing to turn into a photo: {exc}.") from None
+        except ModelUnavailable as exc:
+            raise gr.Error(str(exc)) from None
 
     def live(self, frame, background: str = "photo", features: bool = False):
         """One webcam frame with the construction on it (never raises: a stream goes on)."""
@@ -232,18 +211,17 @@ def build_app() -> gr.Blocks:
                 with gr.Column():
                     photo = PhotoInput(sources=["upload", "webcam"], type="filepath",
                                        image_mode=None, label="Photo", elem_id="photo-in")
-                    engine = gr.Radio(list(PHOTO_ENGINES), value="Geometric engine", label="Engine")
+                    engine = gr.Radio(list(PHOTO_ENGINES), value=DEFAULT_PHOTO_ENGINE, label="Engine")
                     with gr.Accordion("Options", open=True):
                         background = gr.Dropdown(BACKGROUNDS, value="paper", label="Background")
                         weight = gr.Slider(0, 8, value=0, step=0.5, label="Line weight (0 = automatic)")
                         hidden = gr.Radio(HIDDEN, value="dashed", label="Hidden lines")
-                        features = gr.Checkbox(False, label="Draw the face's features (geometric engine)")
+                        features = gr.Checkbox(False, label="Draw the face's features (eyes, brows, nose, mouth, jaw)")
                         fit = gr.Checkbox(True, label="Fit the 3D construction to the generator's lines",
-                                          info="Generators only; off: the raw drawing. The "
-                                          "pose comes from a pose net reading the photo, the "
-                                          "place and size from the lines. On for pix2pix "
-                                          "(cleaner, the angle right), off for CycleGAN (its "
-                                          "edge maps mislead the fit).")
+                                          info="Generators only; off: the generator's raw "
+                                          "drawing of each face. The pose starts from the "
+                                          "face's landmarks, the place and size come from "
+                                          "the lines.")
                     draw_btn = gr.Button("Draw the construction", variant="primary", elem_id="draw-btn")
                 drawing = gr.Image(type="pil", format="png", label="Loomis drawing",
                                    buttons=["download"], interactive=False, elem_id="drawing-out")
@@ -251,10 +229,13 @@ def build_app() -> gr.Blocks:
             if portraits:
                 gr.Examples([[p] for p in portraits], inputs=[photo], cache_examples=False,
                             label="A real photo (Grace Hopper, from matplotlib's sample data)")
-            engine.change(lambda name: gr.Checkbox(value=FIT_BY_DEFAULT[name]), engine, fit,
-                          api_visibility="private")
             draw_btn.click(app.photo_to_drawing, [photo, engine, background, weight, hidden, features, fit],
                            drawing, api_name="photo_to_drawing", concurrency_limit=2)
+            with gr.Accordion("The heads as numbers (pose, place, size)", open=False):
+                heads_btn = gr.Button("Read the heads", elem_id="heads-btn")
+                heads_out = gr.JSON(label="Heads", elem_id="heads-out")
+            heads_btn.click(app.heads, [photo, engine], heads_out, api_name="heads",
+                            concurrency_limit=2)
             with gr.Accordion("Live webcam (geometric engine)", open=False):
                 with gr.Row():
                     cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam")

@@ -1,29 +1,74 @@
-"""How good are the shipped generators? Quality on a held-out synthetic set, with baselines.
+"""How good are the generators on real photos, and on held-out rendered heads? With baselines.
 
-    python benchmarks/quality.py [--n 120] [--size 256] [--quick] [--json FILE]
-                                 [--figure docs/quality_samples.png] [--cache DIR]
-                                 [--checkpoints checkpoints] [--update-cards]
+    python benchmarks/quality.py [--quick] [--json FILE]
+        [--real DIR | --no-real] [--real-n N] [--real-all] [--generator NAME=FOLDER ...]
+        [--mean-photo-data DIR] [--real-figure PATH] [--no-synthetic]
+        [--n 120] [--size 256] [--figure docs/quality_samples.png] [--cache DIR]
+        [--checkpoints checkpoints] [--update-cards]
 
-The test set is rendered by :mod:`loomis.synthetic` from seed :data:`HELD_OUT_SEED`, a seed
-no training command uses (the shipped data is ``make_dataset.py synthetic --seed 1``); item
-``i`` is ``scene(HELD_OUT_SEED, i)``, so the same ``--n`` always gives the same images, on
-any machine. Every pair is a photo-like render and its Loomis construction through the same
-camera, and the render's pose is known exactly.
+**Real photos** (first; markdown tables on stdout, everything in ``--json`` under
+``"real"``). Rendered heads say how a generator does on what it was trained on; users
+bring photographs. So every generator is also run, exactly as the app runs it (through
+:func:`loomis.pipeline.photo_to_drawing` and :func:`loomis.pipeline.sketch_to_photo`,
+nothing rebuilt here), on the held-out photos of a folder of portraits
+(:func:`loomis.autopairs.held_out`: about a tenth, by a hash of the file name, that no
+training set made from the folder contains). ``--real`` defaults to
+``../shared/data/portraits-pd`` beside the repository (the section is skipped with a note
+when it is absent); ``--real-all`` judges every photo of a folder no training run read,
+``--real-n`` at most N of them (``--quick``: 6). Photos without a face are left out and
+listed. Every photo → drawing and drawing → photo generator under ``--checkpoints`` is
+measured (named by its folder), and each ``--generator NAME=FOLDER`` beside them (group
+"candidate"), so a freshly trained model meets the shipped one in one run::
 
-What is measured, per method (markdown tables on stdout, everything in ``--json``):
+    python benchmarks/quality.py --no-synthetic --generator new=runs/pix2pix-real/final \
+        --json docs/quality_real.json --real-figure docs/quality_real_samples.png
+
+* **photo → drawing**: no hand-drawn construction exists for a real photo, so the
+  reference is the geometric engine's (``photo_to_drawing(photo, "geometric",
+  background="paper", hidden="omit")``, the construction of the landmark pose); a
+  generator must at least agree with it to be worth its cost. Each generator runs with
+  the construction fitted to its lines (``fit``, the app's default) and raw
+  (``fit=False``: its lines laid on the page), both on paper with far-side lines left
+  out; plus a **Canny** edge map of the photo. Reported: line precision / recall / F1 at
+  2 px (mean and median), and **placement**: the share of photos where the method drew as
+  many heads as the engine, and for the largest head the offset of its box centre (in
+  engine box widths) and its width ratio to the engine's box, median. Raw drawings carry
+  the landmark pose's heads, so for them (and Canny) the **ink** columns give the same
+  two numbers for the extent of the lines actually drawn.
+* **drawing → photo**: the input is the engine's construction of each photo on paper,
+  bare and with the face's features (``features=True``), reported separately; the output
+  is ``sketch_to_photo(drawing, translator)``. Per made photo: does it read as a face
+  (MediaPipe's face detector scores it at least :data:`FACE_SCORE_MIN`), is the face the
+  pose estimator reads turned as the drawing is (yaw within :data:`YAW_TOLERANCE`° of the
+  engine's yaw for that photo; also the median error), and L1 / SSIM against the real
+  photo (which the drawing cannot fully decide: colours, light, background). Baselines
+  through the same ``sketch_to_photo``: the **mean training photo** (the pixel mean of the
+  training photos' head crops: the photo halves of ``--mean-photo-data DIR/paired/train``,
+  or the folder's non-held-out portraits cut to the generators' framing, at most
+  :data:`MEAN_PHOTOS`), which shows what the metrics give for knowing only where the head
+  is; and the real photo itself (the ceiling of the face and yaw columns).
+
+**Rendered heads** (second; ``--no-synthetic`` skips them). The test set is rendered by
+:mod:`loomis.synthetic` from seed :data:`HELD_OUT_SEED`, a seed no training command uses
+(the shipped data is ``make_dataset.py synthetic --seed 1``); item ``i`` is
+``scene(HELD_OUT_SEED, i)``, so the same ``--n`` always gives the same images, on any
+machine. Every pair is a photo-like render and its Loomis construction through the same
+camera, and the render's pose is known exactly. Per method:
 
 * **photo → drawing**: line precision / recall / F1 at 2 px (:mod:`loomis.metrics`) of
   every generator under ``checkpoints/`` whose config says photo → drawing, of the
-  geometric engine (``photo_to_loomis(background="paper", hidden="omit")``: the targets
-  draw hidden lines faint or not at all, never dashed), and of two baselines:
-  a **Canny** edge map of the photo drawn black on white (what the original experiment's
-  CycleGAN produced; thresholds :data:`CANNY`, the best F1 of a small grid on 24 *training*
-  scenes, seed 1), and each generator's **untrained** twin (same config, the training
-  scripts' initialisation, seed 0). Generators run as the app runs them, with
-  ``Translator``'s mirror pass (the lines of the photo and of its mirror image); the
-  ``, single pass`` rows (group "ablation") show the same weights without it, and the
-  ``, construction fit`` rows the 3D construction fitted to the generator's lines
-  (:mod:`loomis.construction_fit`) and drawn in the fitted pose, as the app does.
+  geometric engine (through the pipeline on paper, ``hidden="omit"``: the targets draw
+  hidden lines faint or not at all, never dashed), and of two baselines: a **Canny** edge
+  map of the photo drawn black on white (what the original experiment's CycleGAN
+  produced; thresholds :data:`CANNY`, the best F1 of a small grid on 24 *training* scenes,
+  seed 1), and each generator's **untrained** twin (same config, the training scripts'
+  initialisation, seed 0). Generators run on the whole render with ``Translator``'s
+  mirror pass (the lines of the photo and of its mirror image); the ``, single pass``
+  rows (group "ablation") show the same weights without it; the ``, construction fit``
+  rows are the app's path (:func:`loomis.pipeline.photo_to_drawing` with ``fit``: the
+  face found, cropped, translated, the 3D construction fitted to the lines near the
+  landmark pose) and the ``, construction fit, grid search`` rows the fit of the whole
+  render's lines from a grid of poses, without the face's pose to start from.
 * **pose buckets** (the "angles look wrong" question): F1 per bucket of the true pose,
   relative to the line of sight: frontal |yaw| < 20°, three-quarter 20–60°, profile > 60°;
   tilted up pitch > 15°, tilted down pitch < −15°. Mean ± standard error and the count.
@@ -42,11 +87,14 @@ What is measured, per method (markdown tables on stdout, everything in ``--json`
   cannot win.
 * ``ms/img``: wall time per image through :class:`loomis.inference.Translator` (ONNX
   Runtime where installed), measured during the run; noisy on a shared machine.
+* the shipped **pose net**'s error per bucket (measured on its own; the pipeline no longer
+  starts fits from it).
 
-``--update-cards`` writes each shipped folder's README.md (model card) with these numbers,
-the training record from its ``training.json`` (see :mod:`loomis.model_card`) and the
-command that reproduces them. ``--quick`` (8 images, no figure unless asked) checks that
-every section runs. With no shipped generators the engine and Canny rows still run.
+``--update-cards`` writes each shipped folder's README.md (model card) with the rendered-
+head numbers, the training record from its ``training.json`` (see :mod:`loomis.model_card`)
+and the command that reproduces them. ``--quick`` (8 rendered heads, 6 real photos, no
+figure unless asked) checks that every section runs. With no shipped generators the
+engine and Canny rows still run.
 """
 from __future__ import annotations
 
@@ -256,18 +304,18 @@ def shipped_folders(root: Path) -> list[Path]:
 
 
 def shipped_pose_net(root: Path):
-    """The pose net shipped under ``root``, or None."""
+    """The pose net shipped under ``root``, or None (measured on its own; the pipeline no
+    longer starts fits from it)."""
     from loomis.pose_net import PoseNet
     from loomis.registry import POSE_NET
 
     return PoseNet.from_pretrained(root / POSE_NET) if (root / POSE_NET).is_dir() else None
 
 
-def generator_methods(root: Path, runtime: str = "auto", estimator=None,
-                      pose_net=None) -> list[Method]:
+def generator_methods(root: Path, runtime: str = "auto", estimator=None) -> list[Method]:
     """Each shipped generator and, after it, its untrained twin. Drawing makers also get
-    the construction fit from ``pose_net``'s hints, checked by ``estimator`` (a
-    :class:`loomis.pose.PoseEstimator`) as the app does, and from the grid alone."""
+    the app's path: :func:`loomis.pipeline.photo_to_drawing` with the construction fitted
+    to their lines, the faces found by ``estimator`` (a :class:`loomis.pose.PoseEstimator`)."""
     from loomis.inference import Translator
 
     out = []
@@ -287,11 +335,12 @@ def generator_methods(root: Path, runtime: str = "auto", estimator=None,
         if cfg.target_domain == DRAWING:  # its lines as evidence for the 3D construction
             out.append(Method(f"{folder.name}, construction fit", cfg.source_domain,
                               cfg.target_domain, "ablation",
-                              FittedMethod(tr, pose_net, estimator), None, info))
-            if pose_net is not None:  # what the pose net's starting point adds
-                out.append(Method(f"{folder.name}, construction fit, grid search",
-                                  cfg.source_domain, cfg.target_domain, "ablation",
-                                  FittedMethod(tr), None, info))
+                              PipelineMethod(folder.name, tr, estimator), None, info))
+            # what starting from the face's landmark pose adds: the whole render's lines
+            # fitted from a grid of poses, no face found first
+            out.append(Method(f"{folder.name}, construction fit, grid search",
+                              cfg.source_domain, cfg.target_domain, "ablation",
+                              FittedMethod(tr), None, info))
         twin = Translator(untrained_like(tr.generator), runtime=runtime)
         out.append(Method(f"untrained ({folder.name} config)", cfg.source_domain,
                           cfg.target_domain, "baseline", twin))
@@ -304,41 +353,55 @@ def first_pose(result) -> tuple[float, float, float] | None:
     return (faces[0].yaw, faces[0].pitch, faces[0].roll) if faces else None
 
 
-class EngineMethod:
-    """The geometric engine on paper, remembering the pose it drew each image in."""
+class PipelineMethod:
+    """:func:`loomis.pipeline.photo_to_drawing` on paper, far-side lines left out (the
+    targets draw them faint or not at all, never dashed), remembering the pose of the
+    largest construction it drew. For a generator this is the app's path: each face found,
+    cropped to the generator's framing and translated, the 3D construction fitted to the
+    lines (pose held near the landmark pose) and drawn. No face: a blank page (what a user
+    gets), pose None."""
 
-    def __init__(self) -> None:
+    def __init__(self, engine: str, translator=None, estimator=None) -> None:
         from loomis.pose import PoseEstimator
 
-        self.estimator = PoseEstimator()
+        self.engine, self.translator = engine, translator
+        self.estimator = estimator if estimator is not None else PoseEstimator()
         self.last_pose: tuple[float, float, float] | None = None
         self.last_seconds = 0.0
 
-    def analyse(self, photo):
-        """The estimator's analysis, kept: photo_to_loomis calls this once per image, so the
-        pose scored is the one the drawing was made in, without estimating it twice."""
-        result = self.estimator.analyse(photo)
-        self.last_pose = first_pose(result)
-        return result
-
     def __call__(self, photo: Image.Image) -> Image.Image:
-        from loomis.engine import NoFaceError, photo_to_loomis
+        from loomis.pipeline import NoFaceError, photo_to_drawing
 
         self.last_pose = None
         t = time.perf_counter()
         try:
-            out = photo_to_loomis(photo, background="paper", hidden="omit", estimator=self)
+            drawing = photo_to_drawing(photo, self.engine, translator=self.translator,
+                                       background="paper", hidden="omit", fit=True,
+                                       estimator=self.estimator)
         except NoFaceError:
             out = Image.new("RGB", photo.size, (255, 255, 255))
+        else:
+            out, head = drawing.image, drawing.heads[0]
+            self.last_pose = (head.yaw, head.pitch, head.roll)
         self.last_seconds = time.perf_counter() - t
         return out
 
 
+class EngineMethod(PipelineMethod):
+    """The geometric engine through the pipeline (see :class:`PipelineMethod`)."""
+
+    def __init__(self, estimator=None) -> None:
+        from loomis.pipeline import GEOMETRIC
+
+        super().__init__(GEOMETRIC, estimator=estimator)
+
+
 class FittedMethod:
-    """A drawing maker followed by :func:`loomis.construction_fit.fit_construction`: the
-    construction drawn in the pose that best explains the generator's lines (as the app
-    draws it with "fit the construction"), remembering that pose. With a pose net the fit
-    starts from its reading of the photo, as in the app; without, it searches a grid."""
+    """The fit without the pipeline's face crop: a drawing maker run on the whole picture,
+    followed by :func:`loomis.construction_fit.fit_construction`, the construction drawn in
+    the pose that best explains the generator's lines, remembering that pose. With a pose
+    net the fit starts from its reading of the photo (the app's path before
+    :mod:`loomis.pipeline`); without, it searches a grid (the ``, grid search`` rows)."""
 
     def __init__(self, translator, pose_net=None, estimator=None) -> None:
         self.translator = translator
@@ -389,7 +452,7 @@ def evaluate(method: Method, samples: list[Sample], keep: set[int] = frozenset()
     rows, times, outputs = [], [], {}
     pose_err: list[tuple[list[str], np.ndarray, float]] = []  # buckets, |error|, F1
     missed = 0
-    engine = isinstance(method.run, (EngineMethod, FittedMethod))  # they know their pose
+    engine = isinstance(method.run, (PipelineMethod, FittedMethod))  # they know their pose
     reads_back = method.target == PHOTO and readback is not None
     for s in samples:
         src, tgt = (s.photo, s.drawing) if method.source == PHOTO else (s.drawing, s.photo)
@@ -525,13 +588,519 @@ def sample_figure(samples: list[Sample], indices: list[int], methods: list[Metho
         row = [s.photo, s.drawing] + [outputs[m.name][i] for m in p2d + d2p]
         for c, img in enumerate(row):
             canvas.paste(img.resize((tile, tile), Image.LANCZOS), (c * tile, head + r * tile))
-        label = f"yaw {s.yaw:.0f} pitch {s.pitch:.0f}"
-        x0, y0 = 2, head + r * tile + tile - 13
-        draw.rectangle((x0, y0, x0 + int(draw.textlength(label)) + 4, y0 + 12), fill="white")
-        draw.text((x0 + 2, y0 + 1), label, fill=(200, 30, 30))
+        _tile_label(draw, f"yaw {s.yaw:.0f} pitch {s.pitch:.0f}", head + r * tile + tile - 13)
     path.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(path)
     return path
+
+
+def _tile_label(draw: ImageDraw.ImageDraw, label: str, y0: int) -> None:
+    """A small red caption on white at the left of a figure row."""
+    draw.rectangle((2, y0, 2 + int(draw.textlength(label)) + 4, y0 + 12), fill="white")
+    draw.text((4, y0 + 1), label, fill=(200, 30, 30))
+
+
+# --------------------------------------------------------------------------- real photos
+
+#: The project's folder of public-domain portraits (outside the repository, never committed).
+REAL_DEFAULT = ROOT.parent / "shared" / "data" / "portraits-pd"
+REAL_QUICK_N = 6
+#: Training portraits averaged for the "mean training photo" baseline (``--quick``: fewer).
+MEAN_PHOTOS, MEAN_PHOTOS_QUICK = 200, 12
+#: A made photo "has a face" when MediaPipe's short-range detector scores it this high.
+FACE_SCORE_MIN = 0.8
+#: A made photo is "turned right" when the yaw read back is this close to the engine's.
+YAW_TOLERANCE = 10.0
+#: The sketches a drawing → photo generator is given: the engine's construction on paper,
+#: bare and with the face's own features.
+INPUT_KINDS = {"construction": False, "construction + features": True}
+#: Sample rows in the real-photo figure.
+REAL_FIGURE_ROWS = 5
+
+
+@dataclass
+class RealPhoto:
+    """One real photo, the engine's construction of it (the photo → drawing reference:
+    paper, far-side lines left out) and the engine's sketches fed to drawing → photo
+    generators (paper, the app's line style, keyed by :data:`INPUT_KINDS`)."""
+
+    name: str
+    photo: Image.Image
+    reference: "Drawing"
+    sketches: dict[str, "Drawing"]
+
+    @property
+    def yaw(self) -> float:
+        return self.reference.heads[0].yaw
+
+
+@dataclass
+class RealGenerator:
+    """A generator measured on real photos: a shipped folder or a ``--generator`` extra."""
+
+    name: str
+    group: str        # "shipped" or "candidate"
+    folder: Path
+    translator: object
+
+    @property
+    def target(self) -> str:
+        return self.translator.config.target_domain
+
+
+def parse_generators(specs: list[str]) -> dict[str, Path]:
+    """``NAME=FOLDER`` flags → {name: folder}; each folder must hold a generator."""
+    out: dict[str, Path] = {}
+    for spec in specs:
+        name, sep, folder = spec.partition("=")
+        name, folder = name.strip(), folder.strip()
+        if not sep or not name or not folder:
+            raise ValueError(f"--generator takes NAME=FOLDER, got {spec!r}")
+        if name in out:
+            raise ValueError(f"--generator {name} is given twice")
+        path = Path(folder)
+        if not (path / "config.json").is_file():
+            raise ValueError(f"--generator {name}: {path} has no config.json")
+        out[name] = path
+    return out
+
+
+def real_generators(checkpoints: Path, extras: dict[str, Path],
+                    runtime: str = "auto") -> list[RealGenerator]:
+    """The shipped generators under ``checkpoints`` (named by folder), then the extras."""
+    from loomis.inference import Translator
+
+    out = [RealGenerator(f.name, "shipped", f, Translator.from_pretrained(f, runtime=runtime))
+           for f in shipped_folders(checkpoints)]
+    taken = {g.name for g in out}
+    for name, folder in extras.items():
+        if name in taken:
+            raise ValueError(f"--generator {name}: a shipped generator has that name; pick another")
+        out.append(RealGenerator(name, "candidate", folder,
+                                 Translator.from_pretrained(folder, runtime=runtime)))
+    return out
+
+
+def real_photo_files(folder: Path, n: int | None, every: bool = False) -> list[Path]:
+    """The held-out photos of ``folder`` (every photo with ``every``), at most ``n`` of
+    them spread evenly over the sorted list."""
+    from loomis.autopairs import held_out, photo_files
+
+    files = photo_files(folder) if every else held_out(folder)
+    if n is not None and n < len(files):
+        files = [files[int(i * len(files) / n)] for i in range(n)]
+    return files
+
+
+def load_real_photos(files: list[Path], estimator, log=print
+                     ) -> tuple[list[RealPhoto], list[dict]]:
+    """Each photo with the engine's drawings of it; photos without a face (or unreadable)
+    are left out and listed with the reason."""
+    from loomis.imageio import ImageError, load_image
+    from loomis.pipeline import GEOMETRIC, NoFaceError, photo_to_drawing
+
+    photos, skipped = [], []
+    for path in files:
+        try:
+            photo = load_image(path)
+            ref = photo_to_drawing(photo, GEOMETRIC, background="paper", hidden="omit",
+                                   estimator=estimator)
+        except NoFaceError as exc:
+            skipped.append({"photo": path.name, "reason": "no face", "detail": str(exc)})
+            continue
+        except ImageError as exc:
+            skipped.append({"photo": path.name, "reason": "unreadable", "detail": str(exc)})
+            continue
+        sketches = {kind: photo_to_drawing(photo, GEOMETRIC, background="paper",
+                                           features=features, estimator=estimator)
+                    for kind, features in INPUT_KINDS.items()}
+        photos.append(RealPhoto(path.name, photo, ref, sketches))
+    if skipped:
+        log(f"  {len(skipped)} photo(s) left out: "
+            + ", ".join(f"{s['photo']} ({s['reason']})" for s in skipped))
+    return photos, skipped
+
+
+def _centre(box) -> np.ndarray:
+    return np.array([(box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0])
+
+
+def box_placement(box, ref_box) -> tuple[float, float]:
+    """(centre offset as a fraction of the reference box's width, width ratio)."""
+    width = ref_box[2] - ref_box[0]
+    offset = float(np.linalg.norm(_centre(box) - _centre(ref_box)) / width)
+    return offset, float((box[2] - box[0]) / width)
+
+
+def ink_placement(drawing: Image.Image, reference: Image.Image) -> tuple[float, float] | None:
+    """The same two numbers for the extent of the drawn lines
+    (:func:`loomis.pipeline.ink_square`, specks left out) against the reference's: where
+    a method has no construction of its own, this is where it put its lines. None when
+    nothing is drawn."""
+    from loomis.pipeline import NoDrawingError, ink_square
+
+    try:
+        x0, y0, side = ink_square(drawing)
+        rx, ry, rside = ink_square(reference)
+    except NoDrawingError:
+        return None
+    return box_placement((x0, y0, x0 + side, y0 + side), (rx, ry, rx + rside, ry + rside))
+
+
+def _stats(values: list) -> dict:
+    v = [float(x) for x in values if x is not None]
+    if not v:
+        return {"mean": None, "median": None, "n": 0}
+    return {"mean": round(float(np.mean(v)), 4), "median": round(float(np.median(v)), 4),
+            "n": len(v)}
+
+
+def evaluate_real_drawings(name: str, group: str, make: Callable, photos: list[RealPhoto],
+                           keep: set[int], construction: bool) -> dict:
+    """A photo → drawing method on every real photo against the engine's construction:
+    line P/R/F1 at 2 px, heads drawn against the engine's, and the placement of the
+    largest head (``construction``: the method's own :class:`~loomis.pipeline.Head` boxes;
+    every method: the extent of its lines). ``make`` returns a
+    :class:`~loomis.pipeline.Drawing` or a plain image."""
+    from loomis.metrics import line_scores
+    from loomis.pipeline import Drawing, NoFaceError
+
+    rows, times, outputs = [], [], {}
+    for i, rp in enumerate(photos):
+        t = time.perf_counter()
+        try:
+            out = make(rp.photo)
+        except NoFaceError:
+            out = Drawing(Image.new("RGB", rp.photo.size, (255, 255, 255)), [], name)
+        times.append(time.perf_counter() - t)
+        image, heads = (out.image, out.heads) if isinstance(out, Drawing) else (out, None)
+        if image.size != rp.photo.size:
+            image = image.resize(rp.photo.size, Image.BICUBIC)
+        row = {"photo": rp.name,
+               **{k: round(v, 4) for k, v in line_scores(image, rp.reference.image, 2.0).items()},
+               "heads": None if heads is None else len(heads),
+               "engine_heads": len(rp.reference.heads), "offset": None, "size": None}
+        if construction and heads:
+            row["offset"], row["size"] = (round(v, 4) for v in
+                                          box_placement(heads[0].box, rp.reference.heads[0].box))
+        ink = ink_placement(image, rp.reference.image)
+        row["ink_offset"], row["ink_size"] = (None, None) if ink is None else (
+            round(ink[0], 4), round(ink[1], 4))
+        rows.append(row)
+        if i in keep:
+            outputs[i] = image
+    counted = [r for r in rows if r["heads"] is not None]
+    res = {"group": group, "n": len(rows), "construction": construction,
+           **{k: _stats([r[k] for r in rows]) for k in ("precision", "recall", "f1")},
+           "heads_as_engine": (None if not counted else
+                               round(sum(r["heads"] == r["engine_heads"] for r in counted)
+                                     / len(counted), 4)),
+           "heads_mean": _stats([r["heads"] for r in counted])["mean"],
+           "engine_heads_mean": _stats([r["engine_heads"] for r in rows])["mean"],
+           **{k: _stats([r[k] for r in rows]) for k in ("offset", "size", "ink_offset",
+                                                          "ink_size")},
+           "ms_per_image": round(1000 * float(np.median(times)), 1) if times else None,
+           "per_photo": rows}
+    return {"result": res, "outputs": outputs}
+
+
+class MeanPhoto:
+    """The "mean training photo" baseline, a translator in duck type: whatever it is shown,
+    it answers the pixel mean of the training photos' head crops (at the input's size).
+    Through :func:`loomis.pipeline.sketch_to_photo` it lands where the drawn head is, so
+    it is the floor a generator's reading of the drawing must clear."""
+
+    def __init__(self, mean: np.ndarray, image_size: int, source: str) -> None:
+        from types import SimpleNamespace
+
+        self.mean = Image.fromarray(np.clip(mean + 0.5, 0, 255).astype(np.uint8))
+        self.config = SimpleNamespace(image_size=int(image_size), source_domain=DRAWING,
+                                      target_domain=PHOTO)
+        self.source = source
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        return self.mean.resize(image.size, Image.BICUBIC)
+
+
+def mean_from_pairs(folder: Path, limit: int = 2000) -> tuple[np.ndarray, int]:
+    """The pixel mean of the photo halves (A, left) of ``folder/paired/train/*.png``, at
+    most ``limit`` of them spread over the sorted list."""
+    files = sorted((folder / "paired" / "train").glob("*.png"))
+    if not files:
+        raise ValueError(f"{folder}/paired/train holds no .png pairs")
+    if len(files) > limit:
+        files = [files[int(i * len(files) / limit)] for i in range(limit)]
+    total, side = None, None
+    for f in files:
+        pair = Image.open(f).convert("RGB")
+        s = pair.height
+        a = pair.crop((0, 0, s, s))
+        side = side or s
+        if s != side:
+            a = a.resize((side, side), Image.BICUBIC)
+        arr = np.asarray(a, np.float64)
+        total = arr if total is None else total + arr
+    return total / len(files), len(files)
+
+
+def mean_from_portraits(folder: Path, exclude: set[str], limit: int, estimator,
+                        size: int = 256) -> tuple[np.ndarray, int, bool]:
+    """The pixel mean of the training portraits' head crops: photos of ``folder`` that are
+    not held out (nor in ``exclude``), at most ``limit`` spread over the sorted list, each
+    cut to the generators' framing (:func:`loomis.pipeline.head_square` around the
+    engine's largest face, :func:`loomis.pipeline.cut_square`). Where those show no face
+    (a folder judged whole, ``--real-all``), the judged photos are used too, and the third
+    value says so."""
+    from loomis.autopairs import held_out, photo_files
+    from loomis.imageio import ImageError, load_image
+    from loomis.pipeline import cut_square, head_square
+
+    files = photo_files(folder)
+    held = set(held_out(folder))
+    training = [p for p in files if p not in held]
+    pools = [([p for p in training if p.name not in exclude], False), (training, True),
+             (files, True)]
+    for pool, leaky in pools:
+        if len(pool) > limit:
+            pool = [pool[int(i * len(pool) / limit)] for i in range(limit)]
+        total, count = np.zeros((size, size, 3)), 0
+        for path in pool:
+            try:
+                photo = load_image(path)
+            except ImageError:
+                continue
+            faces = estimator.analyse(photo).faces
+            if faces:
+                total += cut_square(np.asarray(photo), head_square(faces[0].head,
+                                                                   faces[0].camera), size)
+                count += 1
+        if count:
+            return total / count, count, leaky
+    raise ValueError(f"no face found in the photos of {folder}")
+
+
+def evaluate_real_photos(name: str, group: str, translator, photos: list[RealPhoto],
+                         kind: str | None, estimator, keep: set[int]) -> dict:
+    """A drawing → photo translator on the engine's ``kind`` sketch of every real photo,
+    through :func:`loomis.pipeline.sketch_to_photo` (``kind`` None: the real photo itself,
+    the reference). Per made photo: a face found (detector score ≥ :data:`FACE_SCORE_MIN`),
+    the yaw read back against the engine's yaw for that photo, L1 and SSIM against the
+    real photo."""
+    from loomis.metrics import l1, ssim
+    from loomis.pipeline import NoDrawingError, sketch_to_photo
+
+    rows, times, outputs = [], [], {}
+    for i, rp in enumerate(photos):
+        t = time.perf_counter()
+        if kind is None:
+            out = rp.photo
+        else:
+            try:
+                out = sketch_to_photo(rp.sketches[kind].image, translator)
+            except NoDrawingError:
+                out = Image.new("RGB", rp.photo.size, (128, 128, 128))
+        times.append(time.perf_counter() - t)
+        rgb = np.asarray(out.convert("RGB"))
+        score = float(estimator.face_score(rgb))
+        faces = estimator.estimate(out)
+        dyaw = round(abs(_wrap(faces[0].yaw - rp.yaw)), 2) if faces else None
+        rows.append({"photo": rp.name, "face_score": round(score, 4),
+                     "face_found": score >= FACE_SCORE_MIN, "dyaw": dyaw,
+                     "l1": round(l1(out, rp.photo), 4), "ssim": round(ssim(out, rp.photo), 4)})
+        if i in keep:
+            outputs[i] = out
+    n = len(rows)
+    dy = [r["dyaw"] for r in rows if r["dyaw"] is not None]
+    res = {"group": group, "n": n,
+           "face_found": round(sum(r["face_found"] for r in rows) / n, 4) if n else None,
+           "yaw_read": round(len(dy) / n, 4) if n else None,
+           "yaw_within": (round(sum(d <= YAW_TOLERANCE for d in dy) / n, 4) if n else None),
+           "dyaw_median": round(float(np.median(dy)), 2) if dy else None,
+           "l1": _stats([r["l1"] for r in rows]), "ssim": _stats([r["ssim"] for r in rows]),
+           "ms_per_image": None if kind is None else round(1000 * float(np.median(times)), 1),
+           "per_photo": rows}
+    return {"result": res, "outputs": outputs}
+
+
+def _figure_rows(n: int, k: int = REAL_FIGURE_ROWS) -> list[int]:
+    """``k`` photo indices spread over ``n``."""
+    k = min(k, n)
+    return [int(i * n / k) for i in range(k)]
+
+
+def run_real(folder: Path, checkpoints: Path, extras: dict[str, Path] | None = None,
+             n: int | None = None, every: bool = False, runtime: str = "auto",
+             mean_data: Path | None = None, mean_limit: int = MEAN_PHOTOS,
+             figure: Path | None = None, log=print) -> dict:
+    """The real-photo section: every method through :mod:`loomis.pipeline` on the held-out
+    photos of ``folder`` (all of them with ``every``), at most ``n``. Returns
+    ``{"settings", "skipped", "photo_to_drawing": {method: …},
+    "drawing_to_photo": {input kind: {method: …}}}``."""
+    from loomis.pipeline import photo_to_drawing
+    from loomis.pose import PoseEstimator
+
+    t0 = time.perf_counter()
+    folder = Path(folder)
+    files = real_photo_files(folder, n, every)
+    estimator = PoseEstimator()
+    photos, skipped = load_real_photos(files, estimator, log)
+    log(f"real photos: {len(photos)} of {len(files)} {'' if every else 'held-out '}photos of "
+        f"{folder} ({time.perf_counter() - t0:.1f} s)")
+    generators = real_generators(checkpoints, extras or {}, runtime)
+    keep = set(_figure_rows(len(photos))) if figure else set()
+    p2d: dict[str, dict] = {}
+    shown: dict[str, dict[int, Image.Image]] = {}
+
+    def measure(name, group, make, construction):
+        t = time.perf_counter()
+        ev = evaluate_real_drawings(name, group, make, photos, keep, construction)
+        p2d[name], shown[name] = ev["result"], ev["outputs"]
+        log(f"  {name}: {time.perf_counter() - t:.1f} s")
+
+    measure(f"Canny {CANNY[0]}/{CANNY[1]} (baseline)", "baseline", canny_drawing, False)
+    for g in generators:
+        if g.target != DRAWING:
+            continue
+        for fit in (True, False):
+            measure(f"{g.name}, {'fit' if fit else 'raw'}", g.group,
+                    lambda photo, g=g, fit=fit: photo_to_drawing(
+                        photo, g.name, translator=g.translator, background="paper",
+                        hidden="omit", fit=fit, estimator=estimator), fit)
+    d2p: dict[str, dict[str, dict]] = {kind: {} for kind in INPUT_KINDS}
+    made: dict[str, dict[int, Image.Image]] = {}
+    makers = [(g.name, g.group, g.translator) for g in generators if g.target == PHOTO]
+    mean, reference = None, None
+    if makers:
+        t = time.perf_counter()
+        size = makers[0][2].config.image_size
+        if mean_data is not None:
+            arr, count = mean_from_pairs(Path(mean_data))
+            source = f"{count} photo halves of {mean_data}/paired/train"
+        else:
+            arr, count, leaky = mean_from_portraits(folder, {rp.name for rp in photos},
+                                                    mean_limit, estimator)
+            source = (f"{count} head crops of {'the judged' if leaky else 'training'} "
+                      f"portraits of {folder}")
+        mean = MeanPhoto(arr, size, source)
+        makers.append(("mean training photo (baseline)", "baseline", mean))
+        log(f"  mean training photo: {source} ({time.perf_counter() - t:.1f} s)")
+    for kind in INPUT_KINDS:
+        if not makers:
+            break
+        for name, group, tr in makers + [("the photo itself (reference)", "reference", None)]:
+            if tr is None and reference is not None:   # the same for every input kind
+                d2p[kind][name] = reference
+                continue
+            t = time.perf_counter()
+            ev = evaluate_real_photos(name, group, tr, photos, kind if tr is not None else None,
+                                      estimator, keep if kind == "construction" else set())
+            d2p[kind][name] = ev["result"]
+            if tr is None:
+                reference = ev["result"]
+            if kind == "construction":
+                made[name] = ev["outputs"]
+            log(f"  {name} ({kind}): {time.perf_counter() - t:.1f} s")
+    if figure and photos:
+        real_figure(photos, sorted(keep), shown, made, figure)
+        log(f"real figure: {figure}")
+    settings = {"folder": str(folder), "photos": "all" if every else "held-out",
+                "n": len(photos), "of": len(files), "tolerance_px": 2.0,
+                "face_score_min": FACE_SCORE_MIN, "yaw_tolerance_deg": YAW_TOLERANCE,
+                "reference": "photo_to_drawing(photo, 'geometric', background='paper', "
+                             "hidden='omit')",
+                "input_kinds": {k: f"photo_to_drawing(photo, 'geometric', background='paper', "
+                                   f"features={v})" for k, v in INPUT_KINDS.items()},
+                "generators": {g.name: {"folder": str(g.folder), "group": g.group,
+                                        "target": g.target} for g in generators},
+                "mean_photo": mean.source if mean else None,
+                "checkpoints": str(checkpoints), "runtime": runtime,
+                "seconds": round(time.perf_counter() - t0, 1)}
+    estimator.close()
+    return {"settings": settings, "skipped": skipped, "photo_to_drawing": p2d,
+            "drawing_to_photo": {k: v for k, v in d2p.items() if v}}
+
+
+def _fit_tile(img: Image.Image, w: int, h: int) -> Image.Image:
+    """``img`` scaled to fit a ``w``×``h`` tile, centred on white."""
+    tile = Image.new("RGB", (w, h), "white")
+    k = min(w / img.width, h / img.height)
+    small = img.convert("RGB").resize((max(1, round(img.width * k)), max(1, round(img.height * k))),
+                                      Image.LANCZOS)
+    tile.paste(small, ((w - small.width) // 2, (h - small.height) // 2))
+    return tile
+
+
+def real_figure(photos: list[RealPhoto], indices: list[int],
+                drawings: dict[str, dict[int, Image.Image]],
+                made: dict[str, dict[int, Image.Image]], path: Path, tile: int = 128) -> Path:
+    """A grid, one row per chosen real photo: the photo, the engine's construction, each
+    photo → drawing method with fit; then the engine's sketch (the drawing → photo input)
+    and each drawing → photo generator's photo made from it."""
+    fitted = [k for k in drawings if k.endswith(", fit")]
+    makers = [k for k, v in made.items() if v and not k.endswith("(reference)")]
+    cols = (["photo", "engine construction"] + fitted
+            + ["engine sketch (drawing -> photo input)"] + makers)
+    h = round(tile * max(p.photo.height / p.photo.width for p in photos))
+    labels = [textwrap.wrap(label, width=tile // 6) for label in cols]
+    head = 4 + 11 * max(len(lines) for lines in labels)
+    canvas = Image.new("RGB", (tile * len(cols), head + h * len(indices)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for c, lines in enumerate(labels):
+        draw.multiline_text((c * tile + 3, 2), "\n".join(lines), fill=(0, 0, 0), spacing=1)
+    for r, i in enumerate(indices):
+        rp = photos[i]
+        row = ([rp.photo, rp.reference.image] + [drawings[k][i] for k in fitted]
+               + [rp.sketches["construction"].image] + [made[k][i] for k in makers])
+        for c, img in enumerate(row):
+            canvas.paste(_fit_tile(img, tile, h), (c * tile, head + r * h))
+        _tile_label(draw, f"{rp.name} yaw {rp.yaw:.0f}", head + r * h + h - 13)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+    return path
+
+
+def _ms(s: dict | None, key: str = "median", digits: int = 3) -> str:
+    return "–" if s is None else _f(s.get(key), digits)
+
+
+def real_tables(real: dict) -> str:
+    """The real-photo report: photo → drawing against the engine, then drawing → photo
+    per input kind."""
+    st = real["settings"]
+    lines = [f"## Real photos: {st['n']} {st['photos']} photos of {st['folder']}"
+             + (f" ({st['of'] - st['n']} without a face left out)" if st["of"] > st["n"] else ""),
+             "", "### Photo → drawing against the geometric engine's construction (line P/R/F1 "
+             "at 2 px, mean / median; placement of the largest head: centre offset in engine "
+             "head widths and width ratio, medians; ink: the same for the extent of the lines)",
+             "",
+             "| method | kind | precision | recall | F1 | heads = engine's | centre offset | "
+             "size ratio | ink offset | ink size | ms/img |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in real["photo_to_drawing"].items():
+        prf = [f"{_ms(r[k], 'mean')} / {_ms(r[k])}" for k in ("precision", "recall", "f1")]
+        prf[2] = f"**{prf[2]}**"
+        heads = "–" if r["heads_as_engine"] is None else f"{100 * r['heads_as_engine']:.0f}%"
+        lines.append(f"| {name} | {r['group']} | " + " | ".join(prf) + f" | {heads} | "
+                     f"{_ms(r['offset'])} | {_ms(r['size'])} | {_ms(r['ink_offset'])} | "
+                     f"{_ms(r['ink_size'])} | {_f(r['ms_per_image'], 0)} |")
+    lines += ["", "Raw rows lay the generator's lines over the page: the heads they report are "
+              "the landmark pose's, so only the ink columns say where they drew."]
+    for kind, rows in real.get("drawing_to_photo", {}).items():
+        lines += ["", f"### Drawing → photo from the engine's {kind} (faces found: detector "
+                  f"score ≥ {st['face_score_min']}; yaw read back within "
+                  f"{st['yaw_tolerance_deg']:.0f}° of the engine's; L1/SSIM against the real "
+                  "photo, mean)", "",
+                  f"| method | kind | faces found | yaw within {st['yaw_tolerance_deg']:.0f}° | "
+                  "median abs. yaw error (°) | "
+                  "L1 ↓ | SSIM ↑ | ms/img |", "|---|---|---|---|---|---|---|---|"]
+        for name, r in rows.items():
+            lines.append(f"| {name} | {r['group']} | {100 * r['face_found']:.0f}% | "
+                         f"**{100 * r['yaw_within']:.0f}%** | {_f(r['dyaw_median'], 1)} | "
+                         f"{_ms(r['l1'], 'mean', 4)} | {_ms(r['ssim'], 'mean')} | "
+                         f"{_f(r['ms_per_image'], 0)} |")
+    if st.get("mean_photo"):
+        lines += ["", f"Mean training photo: {st['mean_photo']}."]
+    return "\n".join(lines)
 
 
 def run(n: int, size: int, checkpoints: Path, runtime: str = "auto", cache: Path | None = None,
@@ -546,7 +1115,7 @@ def run(n: int, size: int, checkpoints: Path, runtime: str = "auto", cache: Path
                       canny_drawing),
                Method("geometric engine", PHOTO, DRAWING, "engine", engine)]
     pose_net = shipped_pose_net(checkpoints)
-    methods += generator_methods(checkpoints, runtime, engine.estimator, pose_net)
+    methods += generator_methods(checkpoints, runtime, engine.estimator)
     if any(m.target == PHOTO for m in methods):
         methods += photo_references()
     examples = pick_examples(samples) if figure else []
@@ -599,25 +1168,85 @@ def pose_net_table(pose_net: dict) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=None, help=f"test images (default {DEFAULT_N})")
-    ap.add_argument("--size", type=int, default=256, help="image side in pixels")
-    ap.add_argument("--quick", action="store_true", help=f"{QUICK_N} images: a smoke run")
+    ap.add_argument("--n", type=int, default=None,
+                    help=f"synthetic test images (default {DEFAULT_N})")
+    ap.add_argument("--size", type=int, default=256, help="synthetic image side in pixels")
+    ap.add_argument("--quick", action="store_true",
+                    help=f"{QUICK_N} synthetic images and {REAL_QUICK_N} real photos: a smoke run")
     ap.add_argument("--checkpoints", type=Path, default=ROOT / "checkpoints",
                     help="folder of shipped generator folders")
     ap.add_argument("--runtime", default="auto", choices=("auto", "torch", "onnxruntime"))
     ap.add_argument("--cache", type=Path, help="keep the rendered test set in this folder")
     ap.add_argument("--json", type=Path, help="write the results here")
     ap.add_argument("--figure", type=Path, nargs="?", const=ROOT / "docs" / "quality_samples.png",
-                    help="write a sample grid (default path docs/quality_samples.png)")
+                    help="write a synthetic sample grid (default path docs/quality_samples.png)")
     ap.add_argument("--update-cards", action="store_true",
-                    help="write each shipped folder's README.md with these results")
+                    help="write each shipped folder's README.md with the synthetic results")
+    real = ap.add_argument_group("real photos")
+    real.add_argument("--real", type=Path, default=None, metavar="DIR",
+                      help="folder of real portraits, judged on its held-out photos "
+                           f"(default {REAL_DEFAULT} where it exists)")
+    real.add_argument("--no-real", action="store_true", help="skip the real-photo section")
+    real.add_argument("--real-n", type=int, default=None, metavar="N",
+                      help=f"at most N photos (default all held-out; --quick {REAL_QUICK_N})")
+    real.add_argument("--real-all", action="store_true",
+                      help="judge every photo of the folder, not only the held-out ones "
+                           "(a folder no training run read)")
+    real.add_argument("--generator", action="append", default=[], metavar="NAME=FOLDER",
+                      help="also measure this generator folder (repeatable): a new model "
+                           "beside the shipped ones")
+    real.add_argument("--mean-photo-data", type=Path, metavar="DIR",
+                      help="dataset whose DIR/paired/train photo halves make the mean-photo "
+                           "baseline (default: head crops of the folder's training portraits)")
+    real.add_argument("--real-figure", type=Path, metavar="PATH",
+                      help="write a sample grid of real photos here")
+    ap.add_argument("--no-synthetic", action="store_true",
+                    help="skip the synthetic section (only the real photos)")
     args = ap.parse_args(argv)
-    n = args.n or (QUICK_N if args.quick else DEFAULT_N)
-    report = run(n, args.size, args.checkpoints, args.runtime, args.cache, args.figure,
-                 log=lambda msg: print(msg, file=sys.stderr))
-    print(markdown_tables(report["results"]))
-    if report["pose_net"]:
-        print("\n" + pose_net_table(report["pose_net"]))
+    if args.no_synthetic and args.update_cards:
+        ap.error("--update-cards writes the synthetic results: drop --no-synthetic")
+    if args.real_n is not None and args.real_n < 1:
+        ap.error("--real-n must be at least 1")
+    try:
+        extras = parse_generators(args.generator)
+    except ValueError as exc:
+        ap.error(str(exc))
+    log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
+    report: dict = {}
+    folder = None if args.no_real else args.real
+    if folder is None and not args.no_real:
+        if REAL_DEFAULT.is_dir():
+            folder = REAL_DEFAULT
+        else:
+            print(f"Real photos: skipped ({REAL_DEFAULT} does not exist; pass --real DIR).\n")
+    elif folder is not None and not folder.is_dir():
+        ap.error(f"--real {folder} is not a folder")
+    if folder is not None:
+        real_n = args.real_n or (REAL_QUICK_N if args.quick else None)
+        report["real"] = run_real(folder, args.checkpoints, extras, real_n, args.real_all,
+                                  args.runtime, args.mean_photo_data,
+                                  MEAN_PHOTOS_QUICK if args.quick else MEAN_PHOTOS,
+                                  args.real_figure, log=log)
+        cmd = ["python benchmarks/quality.py --no-synthetic"]
+        if args.real is not None:
+            cmd.append(f"--real {args.real}")
+        if args.real_all:
+            cmd.append("--real-all")
+        if real_n is not None:
+            cmd.append(f"--real-n {real_n}")
+        cmd += [f"--generator {s}" for s in args.generator]
+        if args.mean_photo_data:
+            cmd.append(f"--mean-photo-data {args.mean_photo_data}")
+        report["real"]["settings"]["command"] = " ".join(cmd)
+        print(real_tables(report["real"]) + "\n")
+    if not args.no_synthetic:
+        n = args.n or (QUICK_N if args.quick else DEFAULT_N)
+        report.update(run(n, args.size, args.checkpoints, args.runtime, args.cache, args.figure,
+                          log=log))
+        print("## Rendered heads (held-out synthetic set)\n")
+        print(markdown_tables(report["results"]))
+        if report["pose_net"]:
+            print("\n" + pose_net_table(report["pose_net"]))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=1))

@@ -248,6 +248,13 @@ class _Cost:
         return cost
 
 
+def _rescaled(camera: Camera, size: tuple[int, int]) -> Camera:
+    """``camera`` for the same picture resized to ``size`` (width, height)."""
+    k = size[0] / camera.width
+    cx, cy = camera.principal_point
+    return Camera(size[0], size[1], camera.focal * k, cx=cx * k, cy=cy * k)
+
+
 def _shrink(ink: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """A line mask at ``size`` (width, height): a pixel is ink when any of the pixels it
     covers is. Why not resize the drawing: a 1-pixel line averaged with its paper over
@@ -264,16 +271,16 @@ def _extent(mask: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]]
     return (tuple(np.percentile(ys, [2, 98])), tuple(np.percentile(xs, [2, 98])))
 
 
-def _start_position(ink: np.ndarray, focal: float) -> tuple[float, float, float]:
+def _start_position(ink: np.ndarray, camera: Camera) -> tuple[float, float, float]:
     """Ball centre (camera frame) from the ink's extent: the drawing's height is about
     the head's (ball top to chin), and the ball centre sits 1.4 of its 3.4 units down."""
     ys, xs = np.nonzero(ink)
-    h, w = ink.shape
+    focal, (px, py) = camera.focal, camera.principal_point
     height = max(float(ys.max() - ys.min() + 1), 8.0)
     dist = focal * _HEAD_HEIGHT_U / height
     cx = float(xs.min() + xs.max()) / 2
     cy = float(ys.min()) + 1.4 / _HEAD_HEIGHT_U * height
-    return (cx - w / 2) / focal * dist, -(cy - h / 2) / focal * dist, -dist
+    return (cx - px) / focal * dist, -(cy - py) / focal * dist, -dist
 
 
 def _grid_starts(coarse: _Cost, config: FitConfig,
@@ -297,11 +304,16 @@ def _grid_starts(coarse: _Cost, config: FitConfig,
 
 
 def fit_construction(drawing: ImageLike, config: FitConfig = FitConfig(),
-                     pose_hint: tuple[float, float, float] | None = None) -> ConstructionFit:
+                     pose_hint: tuple[float, float, float] | None = None, *,
+                     camera: Camera | None = None, start: HeadPose | None = None
+                     ) -> ConstructionFit:
     """Fit the Loomis construction to a drawing of one head (dark lines on light paper).
 
     Returns the pose through a camera of the drawing's own size (``fit.draw()`` redraws
-    it there). Raises :class:`EmptyDrawingError` when there are too few lines.
+    it there): ``camera`` when given (e.g. a photo crop's camera, so a pose measured in the
+    photo carries over exactly), else one of ``config.fov_deg``. ``start`` (a pose in
+    that camera's frame) is where the search starts instead of the ink's extent and the
+    grid. Raises :class:`EmptyDrawingError` when there are too few lines.
 
     ``pose_hint`` (yaw, pitch, roll in degrees, e.g. :meth:`loomis.pose_net.PoseNet.predict`
     of the photo the drawing was made from) replaces the grid: the search starts from the
@@ -340,12 +352,17 @@ def fit_construction(drawing: ImageLike, config: FitConfig = FitConfig(),
     # Coarse to fine: the grid and the first refinements at half size (a quarter of the
     # pixels, half the tolerance), the last refinement at the work size.
     half = ((size[0] + 1) // 2, (size[1] + 1) // 2)
-    fine = _Cost(ink, Camera.from_fov(*size, config.fov_deg), config, config.tolerance)
-    coarse = _Cost(_shrink(ink, half), Camera.from_fov(*half, config.fov_deg), config,
-                   config.tolerance / 2)
-    x, y, z = _start_position(ink, fine.camera.focal)
+    if camera is not None and (camera.width, camera.height) != (w0, h0):
+        raise ValueError(f"camera is {camera.width}x{camera.height}, the drawing {w0}x{h0}")
+    full = camera or Camera.from_fov(w0, h0, config.fov_deg)
+    fine = _Cost(ink, _rescaled(full, size), config, config.tolerance)
+    coarse = _Cost(_shrink(ink, half), _rescaled(full, half), config, config.tolerance / 2)
+    x, y, z = _start_position(ink, fine.camera)
     if pose_hint is not None:  # one start: the hint's basin (see the docstring)
         fine.hint = coarse.hint = np.array(pose_hint)
+    if start is not None:
+        starts = [np.array([start.yaw, start.pitch, start.roll, *start.position], float)]
+    elif pose_hint is not None:
         starts = [coarse.align(np.array([*pose_hint, x, y, z], float))]
     else:
         starts = _grid_starts(coarse, config, (x, y, z))
@@ -356,7 +373,7 @@ def fit_construction(drawing: ImageLike, config: FitConfig = FitConfig(),
     theta, value, _ = min((nelder_mead(fine, t, steps / 4, config.max_evals)
                            for t, _ in refined[:config.finalists]), key=lambda r: r[1])
     yaw, pitch, roll, x, y, z = (float(v) for v in theta)
-    full = Camera.from_fov(w0, h0, config.fov_deg)  # same field of view: the pose carries over
+    # the work-size cameras are ``full`` rescaled: the pose carries over unchanged
     return ConstructionFit(HeadPose(yaw, pitch, roll, 1.0, (x, y, z)), full,
                            config.proportions, value)
 

@@ -114,12 +114,13 @@ def live_frame(frame: np.ndarray | None, estimator: PoseEstimator, *,
 def draw_faces(base: np.ndarray, faces: list[FacePose], *, style: DrawStyle,
                features: bool = False, feature_style: DrawStyle | None = None,
                proportions: LoomisProportions = LoomisProportions(),
-               samples: int = 96) -> np.ndarray:
-    """Ink the construction (and optionally the features) of ``faces`` onto ``base``."""
+               samples: int = 96, construction: bool = True) -> np.ndarray:
+    """Ink the construction (unless ``construction`` is off) and optionally the features
+    of ``faces`` onto ``base``."""
     if style.width == 0 and faces:   # automatic: follow the face, not the canvas
-        style = dataclasses.replace(style, width=_line_width(faces))
+        style = dataclasses.replace(style, width=line_width(faces))
     strokes: list[Stroke] = []
-    for face in faces:
+    for face in faces if construction else []:
         try:
             strokes += construction_lines(face.head, face.camera, proportions,
                                           samples=samples)
@@ -134,7 +135,7 @@ def draw_faces(base: np.ndarray, faces: list[FacePose], *, style: DrawStyle,
     return np.asarray(img)
 
 
-def _line_width(faces: list[FacePose]) -> float:
+def line_width(faces: list[FacePose]) -> float:
     """About a 25th of a Loomis unit of the largest face: bold enough on a thumbnail,
     fine on a close-up."""
     return float(np.clip(max(f.u_pixels for f in faces) / 25.0, 1.0, 6.0))

@@ -158,6 +158,10 @@ class PoseConfig:
 
     max_faces: int = 4                 # faces looked for per image
     fov_deg: float = 55.0              # assumed field of view across the longer side
+    # Nearer than this (Loomis units, about 5 cm each) the picture is taken for a crop of a
+    # wider one, and the focal length grows until the nearest face is this far away: a
+    # tight crop of a face would otherwise be drawn with a close-up's perspective.
+    min_distance: float = 5.5
     method: Literal["joint", "pnp", "procrustes"] = "joint"
     depth_weight: float = 1.0          # "joint": MediaPipe's depth against the 2D landmarks
     min_face_px: int = 32              # narrower faces are reported as too small
@@ -183,6 +187,8 @@ class PoseConfig:
             raise ValueError(f"max_faces must be at least 1, got {self.max_faces}")
         if not 1.0 < self.fov_deg < 150.0:
             raise ValueError(f"fov_deg must be in (1, 150), got {self.fov_deg}")
+        if not self.min_distance >= 0.0:
+            raise ValueError(f"min_distance must be at least 0 Loomis units, got {self.min_distance}")
         if self.method not in ("joint", "pnp", "procrustes"):
             raise ValueError("method must be 'joint', 'pnp' or 'procrustes', "
                              f"got {self.method!r}")
@@ -306,7 +312,7 @@ class PoseEstimator:
                 and self.config.upright_pass):
             meshes = self._landmarks_turned(rgb)
             turned = bool(meshes)
-        faces = []
+        faces, used = [], []
         for pts in meshes:
             box = _box(pts)
             if box[2] - box[0] < self.config.min_face_px:
@@ -318,12 +324,16 @@ class PoseEstimator:
                                                   confirm=turned)
                 if upright is None and turned:
                     continue
-                face = (self._fit(upright, camera, _box(upright)) if upright is not None
-                        else self._fit(pts, camera, box))
-            else:
-                face = self._fit(pts, camera, box)
-            faces.append(face)
-        faces.sort(key=lambda f: -f.width)
+                if upright is not None:
+                    pts = upright
+            faces.append(self._fit(pts, camera, _box(pts)))
+            used.append(pts)
+        nearest = min((float(np.linalg.norm(f.head.position)) for f in faces), default=np.inf)
+        if nearest < self.config.min_distance:
+            # a picture this tight is a crop of a wider one: a longer lens, less perspective
+            camera = Camera(w, h, camera.focal * self.config.min_distance / nearest)
+            faces = [self._fit(pts, camera, _box(pts)) for pts in used]
+        faces = _distinct(sorted(faces, key=lambda f: -f.width))
         small.sort(key=lambda b: -(b[2] - b[0]))
         return PoseResult(faces, small, (w, h))
 
@@ -515,14 +525,14 @@ class PoseEstimator:
         import cv2
 
         small = cv2.resize(crop, (128, 128), interpolation=cv2.INTER_AREA)
-        scores = [self._face_score(small)]
+        scores = [self.face_score(small)]
         if scores[0] >= FACE_SCORE_UPRIGHT:
             return 0
-        scores += [self._face_score(np.rot90(small, k)) for k in (1, 2, 3)]
+        scores += [self.face_score(np.rot90(small, k)) for k in (1, 2, 3)]
         best = int(np.argmax(scores))
         return best if scores[best] - scores[0] > QUARTER_TURN_MARGIN else None
 
-    def _face_score(self, rgb: np.ndarray) -> float:
+    def face_score(self, rgb: np.ndarray) -> float:
         """MediaPipe's short-range face detector: the best face score, 0 for none."""
         with self._lock:
             if self._detector is None:
@@ -607,6 +617,21 @@ def _unwarp(pts: np.ndarray, m: np.ndarray) -> np.ndarray:
 
     inv = cv2.invertAffineTransform(m)
     return np.column_stack([pts[:, :2] @ inv[:, :2].T + inv[:, 2], pts[:, 2]])
+
+
+def _distinct(faces: list[FacePose], overlap: float = 0.5) -> list[FacePose]:
+    """``faces`` (largest first) without those lying mostly (``overlap`` of their box)
+    inside a larger one: MediaPipe sometimes finds one face twice, the second mesh
+    smaller and inside the first."""
+    kept: list[FacePose] = []
+    for face in faces:
+        x0, y0, x1, y1 = face.box
+        area = max(x1 - x0, 1e-9) * max(y1 - y0, 1e-9)
+        if all(max(0.0, min(x1, k.box[2]) - max(x0, k.box[0]))
+               * max(0.0, min(y1, k.box[3]) - max(y0, k.box[1])) < overlap * area
+               for k in kept):
+            kept.append(face)
+    return kept
 
 
 def _box(pts: np.ndarray) -> tuple[float, float, float, float]:

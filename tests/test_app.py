@@ -19,7 +19,6 @@ import huggingface_hub.constants as hub_constants
 from loomis.canvas import EmptyCanvasError, canvas_to_drawing
 from loomis.nets import Generator
 from loomis.registry import DEFAULTS, ENGINES, ModelRegistry, ModelUnavailable, env_var
-from loomis.synthetic import render_drawing
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTO = ROOT / "examples" / "photo_1.png"
@@ -107,7 +106,31 @@ def test_the_real_photo_example_gets_its_construction_on_her_face(server):
     assert ink.sum() < 2.5 * face.sum()       # and mostly there (the cranium rises above it)
 
 
-@pytest.mark.parametrize("engine", ["pix2pix", "CycleGAN"])
+GEOMETRIC = "Geometric engine"
+CYCLEGAN = "CycleGAN (the original experiment: edges, not a construction)"
+PHOTO_ENGINE_NAMES = [GEOMETRIC, "pix2pix", CYCLEGAN]
+
+
+def test_the_page_offers_the_engines_by_these_names(server):
+    """What an API caller passes as ``engine``: the page's names, the geometric engine first
+    and chosen by default; and the heads endpoint beside the drawing one."""
+    import app
+    demo, client = server
+    assert list(app.PHOTO_ENGINES) == PHOTO_ENGINE_NAMES
+    assert app.DEFAULT_PHOTO_ENGINE == GEOMETRIC and app.PHOTO_ENGINES[GEOMETRIC] is None
+    radios = [c["props"] for c in demo.config["components"]
+              if c.get("type") == "radio" and c["props"].get("label") == "Engine"]
+    assert [choice[0] for choice in radios[0]["choices"]] == PHOTO_ENGINE_NAMES
+    assert radios[0]["value"] == GEOMETRIC
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert [p["parameter_name"] for p in api["/heads"]["parameters"]] == ["image", "engine"]
+    assert api["/heads"]["parameters"][1]["parameter_default"] == GEOMETRIC
+    buttons = {c["props"].get("elem_id"): c["props"].get("value")
+               for c in demo.config["components"] if c.get("type") == "button"}
+    assert buttons["heads-btn"] == "Read the heads"
+
+
+@pytest.mark.parametrize("engine", ["pix2pix", CYCLEGAN])
 def test_photo_to_drawing_through_a_generator_keeps_the_size(server, engine):
     _, client = server
     assert call(client, PHOTO, engine, api_name="/photo_to_drawing").size == (256, 256)
@@ -116,46 +139,76 @@ def test_photo_to_drawing_through_a_generator_keeps_the_size(server, engine):
     assert raw.size == (256, 256)
 
 
-def test_a_generators_lines_become_the_fitted_construction_over_the_photo():
-    """What "Fit the 3D construction" does with a generator's drawing: the construction in
-    the pose those lines show, inked over the chosen background like the engine's."""
+def heads(client, *args) -> dict:
+    from gradio_client import handle_file
+    args = [handle_file(str(a)) if isinstance(a, Path) else a for a in args]
+    return client.predict(*args, api_name="/heads")
+
+
+def test_heads_reads_her_construction_as_numbers(server):
+    """``/heads``: the construction the page draws, as JSON: one head for Grace Hopper,
+    its box around her face and inside the photo, the angles of a portrait."""
     import app
-    from loomis.metrics import line_scores
-    from loomis.synthetic import render_photo, scene
+    from loomis.pose import estimate_poses
+    (portrait,) = app.real_portraits()
+    _, client = server
+    data = heads(client, Path(portrait))               # the engine has a default
+    assert data["engine"] == GEOMETRIC and len(data["heads"]) == 1
+    (head,) = data["heads"]
+    assert set(head) == {"box", "yaw", "pitch", "roll", "ball_center", "ball_radius"}
+    assert len(head["box"]) == 4 and len(head["ball_center"]) == 2
+    assert all(isinstance(v, float) for v in [*head["box"], *head["ball_center"], head["yaw"],
+                                              head["pitch"], head["roll"], head["ball_radius"]])
+    x0, y0, x1, y1 = head["box"]
+    assert 0 <= x0 < x1 <= 512 and 0 <= y0 < y1 <= 600
+    # around her face: the landmarks' box in the middle of it, and about as wide
+    fx0, fy0, fx1, fy1 = estimate_poses(portrait)[0].box
+    assert x0 < (fx0 + fx1) / 2 < x1 and y0 < (fy0 + fy1) / 2 < y1
+    assert 0.9 < (x1 - x0) / (fx1 - fx0) < 1.3
+    assert x0 < head["ball_center"][0] < x1 and y0 < head["ball_center"][1] < y1
+    assert 0.3 < 2 * head["ball_radius"] / max(x1 - x0, y1 - y0) <= 1.0
+    assert all(abs(head[a]) < 20 for a in ("yaw", "pitch", "roll"))
+    # and the page drew that construction: its lines fill the box
+    out = call(client, Path(portrait), GEOMETRIC, api_name="/photo_to_drawing")
+    ink = np.asarray(out.convert("L")) < 120
+    ys, xs = np.nonzero(ink)
+    assert abs(xs.min() - x0) < 8 and abs(xs.max() - x1) < 8
+    assert abs(ys.min() - y0) < 8 and abs(ys.max() - y1) < 8
 
-    params = scene(1, 3)
-    drawn = render_drawing(params)                  # a generator that draws perfectly
-    photo = render_photo(params)
-    loomis_app = app.LoomisApp()
-    out = loomis_app._fitted(drawn, photo, "faded", None, "omit")
-    rgb = np.asarray(out).astype(int)
-    red = (rgb[..., 0] - rgb[..., 1] > 80)          # the engine's red ink over photos
-    lines = Image.fromarray(np.where(red, 0, 255).astype(np.uint8))
-    assert out.size == photo.size and line_scores(lines, drawn)["f1"] > 0.8
-    on_paper = loomis_app._fitted(drawn, photo, "paper", None, "dashed")
-    assert (np.asarray(on_paper.convert("L")) > 240).mean() > 0.8
-    # the page says for every engine whether it ticks the fit
-    assert set(app.FIT_BY_DEFAULT) == set(app.PHOTO_ENGINES)
-    assert app.FIT_BY_DEFAULT["pix2pix"] and not app.FIT_BY_DEFAULT["CycleGAN"]
+
+def test_heads_of_a_photo_without_a_face_is_a_message(server, tmp_path):
+    from gradio_client.exceptions import AppError
+    _, client = server
+    Image.new("RGB", (320, 240), "white").save(tmp_path / "blank.png")
+    for engine in PHOTO_ENGINE_NAMES:
+        with pytest.raises(AppError, match="No face found"):
+            heads(client, tmp_path / "blank.png", engine)
+    # the old name of the CycleGAN engine: the message lists today's names
+    with pytest.raises(AppError, match="'CycleGAN'.*not in the list of choices.*original experiment"):
+        heads(client, PHOTO, "CycleGAN")
+    assert len(heads(client, PHOTO)["heads"]) == 1    # and the server answers on
 
 
-def test_the_fit_starts_from_the_pose_net_where_one_is_found(bundled, tmp_path, monkeypatch):
-    """No pose net anywhere: the app has none to give the fit (which then starts from the
-    landmark pose or its grid). A pose net in the checkpoints folder: the app loads it
-    once, and the Models tab lists it."""
-    import app
-    from loomis.pose_net import PoseNet
-    from loomis.registry import POSE_NET
-
-    assert app.LoomisApp().pose_net() is None
-    root = tmp_path / "with_pose_net"
-    PoseNet(32, (4, 8)).save_pretrained(root / POSE_NET)
-    monkeypatch.setenv("LOOMIS_CHECKPOINTS", str(root))
-    loomis_app = app.LoomisApp()
-    net = loomis_app.pose_net()
-    assert isinstance(net, PoseNet) and net.config.channels == (4, 8)
-    assert loomis_app.pose_net() is net
-    assert f"### {POSE_NET}" in loomis_app.models_report()
+@pytest.mark.parametrize("engine,fit", [(GEOMETRIC, True), ("pix2pix", True), ("pix2pix", False),
+                                        (CYCLEGAN, True), (CYCLEGAN, False)])
+def test_every_engine_draws_on_both_of_two_faces(server, two_faces, tmp_path, engine, fit):
+    """Two people side by side: each engine draws on both faces (face by face), and
+    ``/heads`` says so, one head on each."""
+    _, client = server
+    two_faces.save(tmp_path / "two.png")
+    data = heads(client, tmp_path / "two.png", engine)
+    assert data["engine"] == engine and len(data["heads"]) == 2
+    left, right = sorted(data["heads"], key=lambda h: h["ball_center"][0])
+    assert left["ball_center"][0] < 400 < 460 < right["ball_center"][0]
+    out = call(client, tmp_path / "two.png", engine, "paper", 0, "dashed", False, fit,
+               api_name="/photo_to_drawing")
+    assert out.size == two_faces.size
+    grey = np.asarray(out.convert("L"))
+    for face in (left, right):
+        x0, y0, x1, y1 = (int(round(v)) for v in face["box"])
+        drawn = grey[max(0, y0):y1, max(0, x0):x1] < 200
+        assert drawn.mean() > 0.02, face         # lines (or the raw drawing) on this face
+    assert (grey > 240).mean() > 0.3             # on paper
 
 
 @pytest.mark.parametrize("model", ["pix2pix", "CycleGAN"])
@@ -201,8 +254,8 @@ def test_models_tab_says_bundled_and_why(server):
     for name in ENGINES:
         assert f"### {name}" in report
     assert report.count("**Source:** bundled copy") == 4 and "HF_HUB_OFFLINE=1" in report
-    # no pose net in this folder: listed as unavailable (the fit then searches its grid)
-    assert "### posenet-photo\n\n**Source:** unavailable" in report
+    # the generators only: the app fits to the landmark pose, it loads no pose net
+    assert report.count("### ") == 4 and "posenet" not in report
     assert "arch=unet_32" in report
 
 

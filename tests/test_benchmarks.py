@@ -132,3 +132,70 @@ def test_a_share_of_the_limit_uses_the_limit_timed_among_its_contenders(bench, m
     assert failed == [] and limit == 200.0
     assert by_what["net"]["of_limit"] == 50.0
     assert by_what["net, no own limit"]["of_limit"] == 25.0
+
+
+def test_quality_benchmark_judges_a_folder_of_real_photos(tmp_path):
+    """benchmarks/quality.py's real-photo section end to end on a tiny folder: three faces
+    (the portraits the installed packages ship, one mirrored) and a photo without one, every
+    photo judged (--real-all), a new generator of each direction given by --generator."""
+    from PIL import Image, ImageOps
+    from loomis.sample_data import grace_hopper
+
+    skimage_data = pytest.importorskip("skimage.data")
+    hopper = grace_hopper()
+    drawer = ROOT / "checkpoints" / "cyclegan-photo2drawing"
+    maker = ROOT / "checkpoints" / "cyclegan-drawing2photo"
+    if hopper is None or not drawer.is_dir() or not maker.is_dir():
+        pytest.skip("needs matplotlib's sample portrait and the shipped CycleGAN folders")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    grace = Image.open(hopper).convert("RGB")
+    grace.save(photos / "grace.jpg")
+    ImageOps.mirror(grace).resize((256, 300)).save(photos / "grace_mirrored.png")
+    Image.fromarray(skimage_data.astronaut()).save(photos / "astronaut.png")
+    Image.fromarray(skimage_data.coffee()).save(photos / "coffee.png")       # no face
+    out, figure = tmp_path / "real.json", tmp_path / "real.png"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--no-synthetic",
+         "--real", str(photos), "--real-all", "--checkpoints", str(tmp_path / "none"),
+         "--generator", f"new-drawer={drawer}", "--generator", f"new-maker={maker}",
+         "--json", str(out), "--real-figure", str(figure)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert set(report) == {"real"}                            # no synthetic section asked
+    real = report["real"]
+    assert real["settings"]["photos"] == "all" and real["settings"]["of"] == 4
+    assert real["settings"]["n"] == 3
+    assert real["skipped"] == [{"photo": "coffee.png", "reason": "no face",
+                                "detail": real["skipped"][0]["detail"]}]
+    p2d = real["photo_to_drawing"]
+    assert set(p2d) == {"Canny 25/75 (baseline)", "new-drawer, fit", "new-drawer, raw"}
+    for name, r in p2d.items():
+        assert r["n"] == 3 and len(r["per_photo"]) == 3
+        for k in ("precision", "recall", "f1"):
+            assert 0 <= r[k]["median"] <= 1 and 0 <= r[k]["mean"] <= 1, (name, k)
+        assert r["ink_size"]["n"] == 3 and r["ink_size"]["median"] > 0
+    fit = p2d["new-drawer, fit"]
+    assert fit["group"] == "candidate" and fit["heads_as_engine"] == 1.0
+    assert fit["size"]["n"] == 3 and 0.3 < fit["size"]["median"] < 3
+    assert 0 <= fit["offset"]["median"] < 1
+    assert p2d["new-drawer, raw"]["offset"]["n"] == 0        # no construction of its own
+    assert p2d["Canny 25/75 (baseline)"]["heads_as_engine"] is None
+    d2p = real["drawing_to_photo"]
+    assert set(d2p) == {"construction", "construction + features"}
+    for kind, rows in d2p.items():
+        assert set(rows) == {"new-maker", "mean training photo (baseline)",
+                             "the photo itself (reference)"}
+        for name, r in rows.items():
+            assert r["n"] == 3
+            for k in ("face_found", "yaw_read", "yaw_within"):
+                assert 0 <= r[k] <= 1, (kind, name, k)
+            assert r["yaw_within"] <= r["yaw_read"]
+            assert 0 <= r["l1"]["mean"] <= 1 and -1 <= r["ssim"]["mean"] <= 1
+        itself = rows["the photo itself (reference)"]
+        assert itself["l1"]["mean"] == 0 and itself["ssim"]["mean"] == 1
+        assert itself["yaw_within"] == 1.0                   # the engine read the same photo
+    assert "head crops" in real["settings"]["mean_photo"]
+    assert Image.open(figure).size[0] > 0
+    assert proc.stdout.index("## Real photos") < proc.stdout.index("### Drawing → photo")

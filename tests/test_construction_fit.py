@@ -100,3 +100,24 @@ def test_visible_segments_are_the_visible_parts_of_the_strokes():
     key = lambda a: sorted(map(tuple, np.round(a.reshape(len(a), 4), 6)))  # noqa: E731
     assert key(segments) == key(np.array(expected))
     assert math.isclose(len(segments), len(expected))
+
+
+def test_a_drawing_in_an_off_centre_crop_camera_is_fitted_in_that_camera():
+    """A face cut out of a larger photo: the crop's camera (principal point off the
+    crop's centre) is handed in, so a pose measured in the photo carries over; started
+    off the truth, the fit lands on it and redraws the lines where they are."""
+    from loomis.draw import DrawStyle, draw_strokes
+
+    cam = Camera(200, 200, 380.0, cx=40.0, cy=80.0)      # the photo's centre: up and left
+    truth = HeadPose(15.0, -8.0, 4.0, 1.0, (1.6, -0.9, -14.0))
+    drawing = draw_strokes(construction_lines(truth, cam), Image.new("RGB", (200, 200), "white"),
+                           DrawStyle(hidden="omit"))
+    off = HeadPose(20.0, -4.0, 1.0, 1.0, (1.75, -0.8, -14.8))
+    fit = fit_construction(drawing, camera=cam, start=off)
+    assert fit.camera is cam
+    found = np.array([fit.pose.yaw, fit.pose.pitch, fit.pose.roll])
+    assert np.abs(found - [15.0, -8.0, 4.0]).max() < 3.0, found
+    assert np.abs(np.subtract(fit.pose.position, truth.position)).max() < 0.3
+    assert line_scores(fit.draw(), drawing)["f1"] > 0.9
+    with pytest.raises(ValueError, match="camera is 200x200"):
+        fit_construction(drawing.resize((100, 100)), camera=cam, start=off)
