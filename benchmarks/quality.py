@@ -18,7 +18,8 @@ when it is absent); ``--real-all`` judges every photo of a folder no training ru
 ``--real-n`` at most N of them (``--quick``: 6). Photos without a face are left out and
 listed. Every photo → drawing and drawing → photo generator under ``--checkpoints`` is
 measured (named by its folder), and each ``--generator NAME=FOLDER`` beside them (group
-"candidate"), so a freshly trained model meets the shipped one in one run::
+"compared"), so a freshly trained model meets the shipped one, or a shipped model its
+predecessor, in one run::
 
     python benchmarks/quality.py --no-synthetic --generator new=runs/pix2pix-real/final \
         --json docs/quality_real.json --real-figure docs/quality_real_samples.png
@@ -639,7 +640,7 @@ class RealGenerator:
     """A generator measured on real photos: a shipped folder or a ``--generator`` extra."""
 
     name: str
-    group: str        # "shipped" or "candidate"
+    group: str        # "shipped" or "compared" (--generator)
     folder: Path
     translator: object
 
@@ -676,7 +677,7 @@ def real_generators(checkpoints: Path, extras: dict[str, Path],
     for name, folder in extras.items():
         if name in taken:
             raise ValueError(f"--generator {name}: a shipped generator has that name; pick another")
-        out.append(RealGenerator(name, "candidate", folder,
+        out.append(RealGenerator(name, "compared", folder,
                                  Translator.from_pretrained(folder, runtime=runtime)))
     return out
 

@@ -9,12 +9,15 @@ is a flat theme fill.
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from PIL import Image
 
 from loomis.imageio import ImageError, load_image
 
 PAPER = (255, 255, 255)
+#: The grey of a firm line in the models' training drawings (graphite on white).
+LINE_TONE = 40 / 255
 
 
 class EmptyCanvasError(ImageError):
@@ -105,3 +108,32 @@ def canvas_to_drawing(value) -> Image.Image:
     if not drawn:
         raise EmptyCanvasError("the canvas is empty: draw a head (or upload a drawing) first")
     return Image.fromarray(np.round(paper).astype(np.uint8))
+
+
+def white_paper(drawing: Image.Image) -> Image.Image:
+    """A drawing's paper made white and even, its lines kept: a scan or phone photo of a
+    pencil sketch has grey, unevenly lit paper, which the models (trained on lines on
+    white) and the search for the drawn head would take for ink.
+
+    The paper's brightness is estimated everywhere by a grey closing (a maximum filter
+    wider than any line, then its minimum) blurred smooth, and the picture is divided by
+    it; what is left is darkened so the firmest lines are graphite-dark. A drawing
+    already on white comes back unchanged."""
+    gray = np.asarray(drawing.convert("L"), dtype=np.float32)
+    if float(np.median(gray)) >= 250.0:             # white paper already: leave it alone
+        return drawing.convert("RGB")
+    h, w = gray.shape
+    k = max(3, int(min(h, w) / 25) | 1)            # wider than a pencil line at this size
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    paper = cv2.morphologyEx(gray, cv2.MORPH_CLOSE, kernel)
+    paper = cv2.GaussianBlur(paper, (0, 0), k)
+    flat = np.clip(gray / np.maximum(paper, 1.0), 0.0, 1.0)
+    # lines as dark as the models' graphite: a line half as bright as its paper is a firm
+    # pencil line, not a faint one; only darkened, never lightened
+    ink = flat[flat < 0.85]
+    if ink.size >= 50:
+        darkest = float(np.percentile(ink, 5))
+        if darkest > LINE_TONE:
+            flat = 1.0 - (1.0 - flat) * (1.0 - LINE_TONE) / (1.0 - darkest)
+    out = np.round(np.clip(flat, 0.0, 1.0) * 255).astype(np.uint8)
+    return Image.fromarray(np.stack([out] * 3, -1))

@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from .camera import Camera, HeadPose
+from .canvas import white_paper
 from .draw import DrawStyle
 from .engine import BACKGROUNDS, GRAPHITE, INK, draw_faces, make_background
 from .head import LoomisProportions, Stroke, construction_lines
@@ -289,10 +290,11 @@ def _lay_over(canvas: np.ndarray, drawn: Image.Image, square: tuple[float, float
 
 def sketch_to_photo(drawing: ImageLike, translator: "Translator") -> Image.Image:
     """A drawn head (dark lines on light paper, any size) → a photo of the same size: the
-    head is found by its lines, cut to the generator's framing, translated and put back;
-    around it, the made photo's own border colour. Raises :class:`NoDrawingError` when
+    paper is made white (:func:`loomis.canvas.white_paper`: scans and phone photos of
+    sketches), the head is found by its lines, cut to the generator's framing, translated
+    and put back; around it, the made photo's own border colour. Raises :class:`NoDrawingError` when
     nothing is drawn."""
-    img = load_image(drawing)
+    img = white_paper(load_image(drawing))
     square = ink_square(img)
     size = translator.config.image_size
     crop = cut_square(np.asarray(img), square, size, border="white")

@@ -177,7 +177,7 @@ def test_quality_benchmark_judges_a_folder_of_real_photos(tmp_path):
             assert 0 <= r[k]["median"] <= 1 and 0 <= r[k]["mean"] <= 1, (name, k)
         assert r["ink_size"]["n"] == 3 and r["ink_size"]["median"] > 0
     fit = p2d["new-drawer, fit"]
-    assert fit["group"] == "candidate" and fit["heads_as_engine"] == 1.0
+    assert fit["group"] == "compared" and fit["heads_as_engine"] == 1.0
     assert fit["size"]["n"] == 3 and 0.3 < fit["size"]["median"] < 3
     assert 0 <= fit["offset"]["median"] < 1
     assert p2d["new-drawer, raw"]["offset"]["n"] == 0        # no construction of its own
@@ -199,3 +199,12 @@ def test_quality_benchmark_judges_a_folder_of_real_photos(tmp_path):
     assert "head crops" in real["settings"]["mean_photo"]
     assert Image.open(figure).size[0] > 0
     assert proc.stdout.index("## Real photos") < proc.stdout.index("### Drawing → photo")
+    # a model card made from this report shows its real-photo rows, beside the baselines
+    from loomis.model_card import render_model_card
+
+    card = render_model_card(maker, {"real": {**real, "drawing_to_photo": {
+        kind: {("cyclegan-drawing2photo" if k == "new-maker" else k): v for k, v in rows.items()}
+        for kind, rows in d2p.items()}}})
+    evaluation = card[card.index("## Evaluation"):card.index("## Limitations")]
+    assert "**Real photos**" in evaluation and "Rendered heads" not in evaluation
+    assert "| **cyclegan-drawing2photo** |" in evaluation and "mean training photo" in evaluation

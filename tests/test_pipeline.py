@@ -21,7 +21,7 @@ from loomis.inference import Translator
 from loomis.nets import Generator
 from loomis.pipeline import (GEOMETRIC, HEAD_MARGIN, Drawing, Head, NoDrawingError, NoFaceError,
                              crop_camera, cut_square, find_heads, head_square, photo_to_drawing,
-                             sketch_to_photo)
+                             ink_square, sketch_to_photo)
 from loomis.synthetic import render_drawing, scene
 
 pytest.importorskip("skimage.data")  # the astronaut photo (conftest) comes from it
@@ -424,3 +424,30 @@ def test_crop_cameras_keep_points_registered():
     cut = cut_square(photo, (x0, y0, side), size)
     ys, xs = np.nonzero(cut.min(-1) < 128)
     np.testing.assert_allclose([xs.mean(), ys.mean()], crop.project(pts[0]), atol=1.0)
+
+
+def test_a_pencil_sketch_on_grey_uneven_paper_is_read_as_lines_on_white():
+    """A scan or phone photo of a sketch: grey paper, lit from one side, with grain. The
+    paper becomes white and the head is framed as on clean paper; on white paper nothing
+    changes."""
+    from loomis.canvas import white_paper
+
+    clean = Image.new("RGB", (400, 300), "white")
+    clean.paste(render_drawing(scene(0, 5), 256).resize((180, 180)), (150, 70))
+    a = np.asarray(clean.convert("L"), dtype=np.float32) / 255
+    h, w = a.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    light = 0.5 + 0.3 * xx / w + 0.1 * yy / h
+    grain = np.random.default_rng(0).normal(0, 4, a.shape)
+    scan = Image.fromarray(np.clip(a * light * 255 + grain, 0, 255).astype(np.uint8))
+    white = white_paper(scan)
+    paper = np.asarray(white.convert("L"))[a > 0.99]
+    assert np.median(paper) > 235 and (paper > 200).mean() > 0.97
+    np.testing.assert_allclose(ink_square(white), ink_square(clean), atol=3)
+    # the lines stay lines: dark where they were drawn
+    assert np.asarray(white.convert("L"))[a < 0.3].mean() < 110
+    assert white_paper(clean).tobytes() == clean.tobytes()
+    stamp = Stamp()
+    sketch_to_photo(scan, stamp)
+    gy, gx = np.nonzero(ink(stamp.seen[0], 191))
+    assert abs((gx.min() + gx.max()) / 2 - 31.5) < 3 and abs((gy.min() + gy.max()) / 2 - 31.5) < 3
