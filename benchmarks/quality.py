@@ -1201,6 +1201,7 @@ def main(argv: list[str] | None = None) -> dict:
                            "baseline (default: head crops of the folder's training portraits)")
     real.add_argument("--real-figure", type=Path, metavar="PATH",
                       help="write a sample grid of real photos here")
+    ap.add_argument("--markdown", type=Path, help="also write the tables here (docs/quality.md)")
     ap.add_argument("--no-synthetic", action="store_true",
                     help="skip the synthetic section (only the real photos)")
     args = ap.parse_args(argv)
@@ -1214,6 +1215,7 @@ def main(argv: list[str] | None = None) -> dict:
         ap.error(str(exc))
     log = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
     report: dict = {}
+    tables: list[str] = []      # what is printed, also written to --markdown
     folder = None if args.no_real else args.real
     if folder is None and not args.no_real:
         if REAL_DEFAULT.is_dir():
@@ -1239,18 +1241,26 @@ def main(argv: list[str] | None = None) -> dict:
         if args.mean_photo_data:
             cmd.append(f"--mean-photo-data {args.mean_photo_data}")
         report["real"]["settings"]["command"] = " ".join(cmd)
-        print(real_tables(report["real"]) + "\n")
+        tables.append(real_tables(report["real"]) + "\n")
+        print(tables[-1])
     if not args.no_synthetic:
         n = args.n or (QUICK_N if args.quick else DEFAULT_N)
         report.update(run(n, args.size, args.checkpoints, args.runtime, args.cache, args.figure,
                           log=log))
-        print("## Rendered heads (held-out synthetic set)\n")
-        print(markdown_tables(report["results"]))
-        if report["pose_net"]:
-            print("\n" + pose_net_table(report["pose_net"]))
+        tables.append("## Rendered heads (held-out synthetic set)\n\n"
+                      + markdown_tables(report["results"])
+                      + ("\n\n" + pose_net_table(report["pose_net"]) if report["pose_net"] else ""))
+        print(tables[-1])
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=1))
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        command = "python benchmarks/quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        args.markdown.write_text(
+            "# Quality, measured\n\nWritten by `benchmarks/quality.py` (the module docstring says "
+            f"what each column means). Command:\n\n```bash\n{command}\n```\n\n"
+            + "\n".join(tables) + "\n")
     if args.update_cards:
         from loomis.model_card import read_training_record, write_model_card
 

@@ -159,7 +159,7 @@ def test_quality_benchmark_judges_a_folder_of_real_photos(tmp_path):
         [sys.executable, str(ROOT / "benchmarks" / "quality.py"), "--no-synthetic",
          "--real", str(photos), "--real-all", "--checkpoints", str(tmp_path / "none"),
          "--generator", f"new-drawer={drawer}", "--generator", f"new-maker={maker}",
-         "--json", str(out), "--real-figure", str(figure)],
+         "--json", str(out), "--real-figure", str(figure), "--markdown", str(tmp_path / "q.md")],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads(out.read_text())
@@ -199,6 +199,9 @@ def test_quality_benchmark_judges_a_folder_of_real_photos(tmp_path):
     assert "head crops" in real["settings"]["mean_photo"]
     assert Image.open(figure).size[0] > 0
     assert proc.stdout.index("## Real photos") < proc.stdout.index("### Drawing → photo")
+    page = (tmp_path / "q.md").read_text()
+    assert page.startswith("# Quality, measured") and "--real-all" in page
+    assert page.index("## Real photos") < page.index("### Drawing → photo")
     # a model card made from this report shows its real-photo rows, beside the baselines
     from loomis.model_card import render_model_card
 
