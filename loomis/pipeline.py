@@ -48,6 +48,9 @@ __all__ = ["GEOMETRIC", "HEAD_MARGIN", "Head", "Drawing", "photo_to_drawing", "f
 GEOMETRIC = "geometric"
 #: Free border around the head in every generator's square, as a fraction of the head.
 HEAD_MARGIN = 0.15
+#: The most the fit may move the ball, as a share of its distance from the camera (about
+#: its size), before the landmark pose is kept instead.
+MAX_FIT_MOVE = 0.15
 #: Grey level below which a pixel of a sketch counts as drawn when finding the head.
 SKETCH_INK = 0.75
 
@@ -252,7 +255,9 @@ def _fit_face(drawn: Image.Image, face: FacePose, square: tuple[float, float, fl
 
     The crop's camera is the photo's camera shifted and scaled, so the landmark pose holds
     in it unchanged: the fit starts there, is held near its angles, and the lines settle
-    place, size and whatever angle they clearly disagree on."""
+    place, size and whatever angle they clearly disagree on. A fit that moves the ball
+    by more than :data:`MAX_FIT_MOVE` of its distance is not believed: the landmark pose
+    is kept (a generator that drew noise, or another head)."""
     from .camera import angles_from_matrix
     from .construction_fit import EmptyDrawingError, FitConfig, fit_construction
     from .pose import _ray_rotation
@@ -267,6 +272,9 @@ def _fit_face(drawn: Image.Image, face: FacePose, square: tuple[float, float, fl
     except EmptyDrawingError:
         return face
     pose = fitted.pose
+    moved = np.linalg.norm(np.subtract(pose.position, start.position))
+    if moved > MAX_FIT_MOVE * np.linalg.norm(start.position):
+        return face     # lines that put the head elsewhere are not a drawing of this face
     yaw, pitch, roll = angles_from_matrix(_ray_rotation(np.asarray(pose.position)).T
                                           @ pose.rotation)
     return dataclasses.replace(face, head=pose, yaw=float(yaw), pitch=float(pitch),

@@ -163,13 +163,9 @@ def test_every_engine_draws_one_construction_on_each_of_two_faces(kind, two_face
     assert left.ball_center[0] < 400 < 460 < right.ball_center[0]   # one on each face
     for head in drawing.heads:
         want = nearest(head, geometric_two.heads)
-        if kind == "noise, fitted":
-            # ink everywhere (nothing a construction could match) pulls the construction
-            # out towards its square's edges (1.2-1.3 times the size), but it stays on its
-            # own face
-            assert_on(head, want, where=0.3, size=0.5)
-        else:
-            assert_on(head, want)
+        # noise (ink everywhere, nothing a construction could match) would pull the fit
+        # out to its square's edges: such a fit is not believed, the landmark pose stays
+        assert_on(head, want)
         # and there is ink on that face
         x0, y0, x1, y1 = (int(round(v)) for v in want.box)
         assert ink(drawing.image)[max(y0, 0):y1, max(x0, 0):x1].mean() > 0.01
