@@ -1,7 +1,14 @@
 """Make training datasets on disk.
 
+    python train/make_dataset.py pairs --photos PORTRAITS --out DIR [--size S]
+                                       [--variations K] [--rendered R] [--features F]
+                                       [--no-vary-drawing] [--seed N]
     python train/make_dataset.py synthetic --out DIR --n N --size S --seed K
                                            [--val-frac F] [--test-frac F] [--workers W]
+
+``pairs`` turns any folder of portraits into paired and unpaired sets through the
+geometric engine, at the framing the app runs the generators at, with a held-out split
+fixed by file name (:mod:`loomis.autopairs` says what each option does and writes).
 
 ``synthetic`` renders procedural heads and their Loomis constructions (loomis.synthetic):
 
