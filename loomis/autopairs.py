@@ -319,16 +319,17 @@ def _rng(config: PairConfig, *key) -> np.random.Generator:
 
 
 def _jobs(files: list[Path], root: Path, config: PairConfig):
-    """(source label, picture, split, name, variation) for every real pair to make."""
+    """(source label, picture, split, name, copy, variation) for every real pair to make;
+    copy 0 is the plain pair, 1… the varied ones."""
     for path in files:
         rel = path.relative_to(root).as_posix()
         split = split_of(rel, config)
         name = Path(rel).with_suffix("").as_posix().replace("/", "__")
         plain = Variation(features=bool(_rng(config, rel, "features").random() < config.features))
-        yield rel, path, split, name, plain
+        yield rel, path, split, name, 0, plain
         if split == "train":
             for j in range(1, config.variations + 1):
-                yield rel, path, split, f"{name}~v{j}", \
+                yield rel, path, split, f"{name}~v{j}", j, \
                     Variation.sample(_rng(config, rel, j), config.features,
                                      config.vary_drawing)
 
@@ -368,13 +369,13 @@ def make_pairs(photos: str | Path, out: str | Path, config: PairConfig = PairCon
     try:
         jobs = list(_jobs(files, photos, config))
         skipped: set[str] = set()
-        for i, (rel, path, split, name, variation) in enumerate(jobs):
+        for i, (rel, path, split, name, copy, variation) in enumerate(jobs):
             if rel in skipped:          # no varied copies of a photo that gives no pair
                 continue
             try:
                 pair = make_pair(path, est, config, variation)
             except SkipError as exc:
-                if "~v" not in name:
+                if copy == 0:
                     report.skipped.append(Skip(rel, exc.reason, str(exc)))
                     skipped.add(rel)
                 continue
