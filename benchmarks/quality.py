@@ -398,26 +398,22 @@ class EngineMethod(PipelineMethod):
 
 
 class FittedMethod:
-    """The fit without the pipeline's face crop: a drawing maker run on the whole picture,
-    followed by :func:`loomis.construction_fit.fit_construction`, the construction drawn in
-    the pose that best explains the generator's lines, remembering that pose. With a pose
-    net the fit starts from its reading of the photo (the app's path before
-    :mod:`loomis.pipeline`); without, it searches a grid (the ``, grid search`` rows)."""
+    """The fit without the pipeline's face crop or the landmark pose: a drawing maker run
+    on the whole picture, then :func:`loomis.construction_fit.fit_construction` from a
+    grid (the ``, grid search`` rows), remembering the pose it found."""
 
-    def __init__(self, translator, pose_net=None, estimator=None) -> None:
+    def __init__(self, translator) -> None:
         self.translator = translator
-        self.pose_net, self.estimator = pose_net, estimator
         self.last_pose: tuple[float, float, float] | None = None
         self.last_seconds = 0.0
 
     def __call__(self, photo: Image.Image) -> Image.Image:
-        from loomis.construction_fit import EmptyDrawingError, fit_construction, fit_from_photo
+        from loomis.construction_fit import EmptyDrawingError, fit_construction
 
         t = time.perf_counter()
         drawing = self.translator(photo)
         try:
-            fit = (fit_from_photo(drawing, photo, self.pose_net, self.estimator)
-                   if self.pose_net is not None else fit_construction(drawing))
+            fit = fit_construction(drawing)
         except EmptyDrawingError:
             self.last_pose, out = None, drawing
         else:

@@ -52,7 +52,7 @@ from .imageio import ImageLike, load_image
 from .metrics import binarize
 
 __all__ = ["FitConfig", "ConstructionFit", "EmptyDrawingError", "fit_construction",
-           "fit_from_photo", "nelder_mead"]
+           "nelder_mead"]
 
 #: Head height in Loomis units the ink's extent is taken for (ball top to chin, 1.4 + 2)
 _HEAD_HEIGHT_U = 3.4
@@ -376,19 +376,3 @@ def fit_construction(drawing: ImageLike, config: FitConfig = FitConfig(),
     # the work-size cameras are ``full`` rescaled: the pose carries over unchanged
     return ConstructionFit(HeadPose(yaw, pitch, roll, 1.0, (x, y, z)), full,
                            config.proportions, value)
-
-
-def fit_from_photo(drawing: ImageLike, photo: ImageLike, pose_net=None, estimator=None,
-                   config: FitConfig = FitConfig()) -> ConstructionFit:
-    """The construction fitted to ``drawing``, a generator's drawing of ``photo``, started
-    where the photo says (:func:`loomis.pose_net.photo_pose_hints`: the pose net's reading,
-    checked against the landmark model ``estimator``): from each hint, keeping the fit of
-    lowest cost, or from the grid when there is none. What the app and the quality
-    benchmark run. Raises :class:`EmptyDrawingError` like :func:`fit_construction`."""
-    from .pose_net import photo_pose_hints   # torch: only when a photo is read
-
-    hints = photo_pose_hints(photo, pose_net, estimator)
-    if not hints:
-        return fit_construction(drawing, config)
-    return min((fit_construction(drawing, config, pose_hint=h) for h in hints),
-               key=lambda fit: fit.cost)

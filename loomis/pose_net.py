@@ -1,17 +1,12 @@
 """A small CNN that reads a head's yaw, pitch and roll from a photo, trained on the
-project's synthetic renders, to tell the construction fit where to start.
+project's synthetic renders: a pose reader for the whole range of turns the renders cover,
+profiles included, where a landmark model finds no face.
 
-Why: :func:`loomis.construction_fit.fit_construction` searches the pose whose projected
-construction lies on a generator's lines. Where the generator's drawing is poor (profiles,
-heads tilted up) several poses explain it about equally well and the search can settle in
-the wrong one, and even near the right one a generator's rough lines are weaker evidence
-of the angles than the photo itself. mediapipe's landmarks give no pose for profiles, but
-every synthetic render comes with its exact pose, so a pose reader can be trained for the
-whole range the generator sees. On the 60 validation scenes this one is 2.2 / 1.6 / 0.7
-degrees off (yaw / pitch / roll), and the fit started from its reading and held near it
-draws the construction with line F1 0.806 instead of 0.719 (profiles 0.691 instead of
-0.528). It is small (0.5 M parameters, 1 MB in float16, 5 ms a photo with its mirror on
-one core); trained on ``train/pose_net.py``.
+The app does not use it: :mod:`loomis.pipeline` draws only faces the landmark model finds
+and starts the construction fit from their landmark pose, which on real photos is the
+better reading (this net has seen rendered heads only). It stays in the training kit, and
+``benchmarks/quality.py`` measures it on the rendered heads. Small: 0.5 M parameters, 1 MB
+in float16; trained by ``train/pose_net.py``.
 
 The path is the generators' own: ``load_image`` → square (edge-padded, as
 :class:`~loomis.inference.Translator` pads photos) → ``image_size`` → ``to_tensor`` →
@@ -34,13 +29,10 @@ from .imageio import ImageLike, load_image, to_tensor
 from .inference import pad_to_square
 from .nets import load_weights, weights_file
 
-__all__ = ["PoseNetConfig", "PoseNet", "MIRROR_SIGNS", "photo_pose_hints"]
+__all__ = ["PoseNetConfig", "PoseNet", "MIRROR_SIGNS"]
 
 #: yaw, pitch and roll of a mirrored photo are (-yaw, pitch, -roll)
 MIRROR_SIGNS = (-1.0, 1.0, -1.0)
-#: degrees of yaw or roll between the pose net and the landmark model beyond which both
-#: start a fit (see photo_pose_hints)
-MAX_DISAGREEMENT = 25.0
 
 
 @dataclass(frozen=True)
@@ -132,34 +124,3 @@ class PoseNet(nn.Module, PyTorchModelHubMixin, library_name="loomis",
                                local_files_only=local_files_only)
         load_weights(model, weights, strict=strict)
         return model.to(map_location).float().eval()
-
-
-def photo_pose_hints(photo: ImageLike, pose_net: PoseNet | None, estimator=None,
-                     max_disagreement: float = MAX_DISAGREEMENT
-                     ) -> list[tuple[float, float, float]]:
-    """Where the construction fit should start for a drawing made from ``photo``: the pose
-    net's reading; and the landmark pose (camera frame) too when the landmark model
-    (``estimator``, a :class:`loomis.pose.PoseEstimator`) finds a face whose yaw or roll
-    differs from the reading by more than ``max_disagreement`` degrees, or alone when there
-    is no pose net. Empty when neither gives a pose.
-
-    Why two: the pose net has seen only synthetic heads. On a real photo it can be far off
-    (the astronaut test photo, a near-frontal face, reads 42 degrees of yaw), while the
-    landmark model was trained on real faces; but on synthetic profiles it is the landmark
-    model that is off (it reads large yaws short: on 185 synthetic faces it found, the two
-    differed by more than 25 degrees twice, both profiles where the pose net was right).
-    Neither can be trusted over the other, so when they disagree the drawing's lines
-    decide (:func:`loomis.construction_fit.fit_from_photo`). Pitch is not compared: the
-    landmark model reads synthetic heads' pitch at about 0.75x.
-    """
-    reading = pose_net.predict(photo) if pose_net is not None else None
-    faces = estimator.estimate(photo) if estimator is not None else []
-    if not faces:
-        return [reading] if reading is not None else []
-    head = faces[0].head
-    landmark = (float(head.yaw), float(head.pitch), float(head.roll))
-    if reading is None:
-        return [landmark]
-    if max(abs(reading[0] - landmark[0]), abs(reading[2] - landmark[2])) > max_disagreement:
-        return [reading, landmark]
-    return [reading]

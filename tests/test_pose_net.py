@@ -13,7 +13,7 @@ from PIL import Image, ImageOps
 from loomis.checkpoint import load_state
 from loomis.construction_fit import FitConfig, fit_construction
 from loomis.nets import CheckpointError
-from loomis.pose_net import MIRROR_SIGNS, PoseNet, PoseNetConfig, photo_pose_hints
+from loomis.pose_net import MIRROR_SIGNS, PoseNet, PoseNetConfig
 from loomis.synthetic import render_drawing, render_photo, scene
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,45 +150,6 @@ def test_a_pose_hint_is_a_start_the_drawings_lines_can_correct():
 
     assert error(6.0).mean() < 4.0
     assert error(10.0, FitConfig(hint_sigma=1e6)).max() < 1.5
-
-
-def test_where_the_pose_net_and_the_landmark_model_disagree_both_start_a_fit():
-    """The shipped pose net has seen only synthetic heads: on a real near-frontal photo it
-    reads the turn wrong and the landmark model disagrees, so both poses start a fit and
-    the drawing's lines choose; a perfect drawing of a frontal head chooses the frontal
-    one. On a synthetic head the two agree and the pose net's reading alone is used."""
-    from skimage import data as skdata
-
-    from loomis.camera import Camera, HeadPose
-    from loomis.construction_fit import fit_from_photo
-    from loomis.draw import DrawStyle, draw_strokes
-    from loomis.head import construction_lines
-    from loomis.pose import PoseEstimator
-    from loomis.registry import POSE_NET, checkpoints_dir
-
-    if not (checkpoints_dir() / POSE_NET).is_dir():
-        pytest.skip("no shipped pose net")
-    net = PoseNet.from_pretrained(checkpoints_dir() / POSE_NET)
-    astronaut = Image.fromarray(skdata.astronaut())
-    with PoseEstimator() as estimator:
-        face = estimator.estimate(astronaut)[0].head
-        reading = net.predict(astronaut)
-        assert abs(face.yaw) < 10 and abs(reading[0] - face.yaw) > 25
-        hints = photo_pose_hints(astronaut, net, estimator)
-        assert hints == [reading, pytest.approx((face.yaw, face.pitch, face.roll))]
-        # a clean drawing of the head as the landmark model sees it: the lines pick that
-        camera = Camera.from_fov(*astronaut.size, 30.0)
-        pose = HeadPose(face.yaw, face.pitch, face.roll, 1.0, (0.2, 1.0, -9.0))
-        drawing = draw_strokes(construction_lines(pose, camera), astronaut.size,
-                               DrawStyle(hidden="omit"))
-        fit = fit_from_photo(drawing, astronaut, net, estimator)
-        assert abs(fit.pose.yaw - face.yaw) < 5
-        synthetic = render_photo(scene(20261124, 7))
-        assert estimator.estimate(synthetic), "the landmark model finds this head"
-        assert photo_pose_hints(synthetic, net, estimator) == [net.predict(synthetic)]
-        blank = Image.new("RGB", (128, 128), "grey")
-        assert photo_pose_hints(blank, None, estimator) == []
-        assert photo_pose_hints(blank, net, estimator) == [net.predict(blank)]
 
 
 def test_fit_refuses_a_malformed_hint():
