@@ -30,12 +30,12 @@ CANVAS = (512, 512)
 #: The photo engines in the order of the real-photo table (docs/quality.md): the geometric
 #: engine first and the default; CycleGAN named for what it draws.
 PHOTO_ENGINES = {"Geometric engine": None, "pix2pix": "pix2pix-photo2drawing",
-                 "CycleGAN (the original experiment: edges, not a construction)":
+                 "CycleGAN (unpaired, as in the original experiment: rougher lines)":
                  "cyclegan-photo2drawing"}
 DEFAULT_PHOTO_ENGINE = "Geometric engine"
 SKETCH_ENGINES = {"pix2pix": "pix2pix-drawing2photo", "CycleGAN": "cyclegan-drawing2photo"}
 #: The sketch model used when none is chosen: the better of the two shipped in checkpoints/
-#: on benchmarks/quality.py's drawing → photo table (L1, PSNR and SSIM).
+#: on the real-photo drawing → photo table (docs/quality.md).
 DEFAULT_SKETCH_ENGINE = "pix2pix"
 BACKGROUNDS = [("paper (construction only)", "paper"), ("faded photo", "faded"),
                ("pencil sketch of the photo", "pencil"), ("photo overlay", "photo")]

@@ -106,8 +106,10 @@ def _real_evaluation(name: str, target: str, real: dict) -> list[str]:
              "training run reads: `loomis.autopairs.held_out`)")
     out = [f"**Real photos** ({where}; `{st.get('command', 'python benchmarks/quality.py')}`), "
            "every picture through `loomis.pipeline` as the app runs it; the baselines, and "
-           "any model named on the command line (such as this one's predecessor), beside it:",
-           ""]
+           "any model named on the command line (such as this one's predecessor), beside it"
+           + (" (`NAME@REV`: that generator as shipped at git revision REV, checked out beside "
+              "the repository with `git worktree add ../loomis-REV REV`)"
+              if any("@" in k for k in st.get("generators", {})) else "") + ":", ""]
     if target == "drawing":
         table = real["photo_to_drawing"]
         mine = [k for k in table if k.startswith(f"{name}, ")]

@@ -107,7 +107,7 @@ def test_the_real_photo_example_gets_its_construction_on_her_face(server):
 
 
 GEOMETRIC = "Geometric engine"
-CYCLEGAN = "CycleGAN (the original experiment: edges, not a construction)"
+CYCLEGAN = "CycleGAN (unpaired, as in the original experiment: rougher lines)"
 PHOTO_ENGINE_NAMES = [GEOMETRIC, "pix2pix", CYCLEGAN]
 
 
