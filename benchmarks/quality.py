@@ -124,6 +124,7 @@ from loomis.nets import Generator, init_weights  # noqa: E402
 from loomis.synthetic import SceneParams, render_pair, scene  # noqa: E402
 
 if TYPE_CHECKING:
+    from loomis.pipeline import Drawing
     from loomis.pose import PoseEstimator
 
 #: The held-out seed. Training data must never be made with it (the shipped generators

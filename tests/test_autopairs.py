@@ -12,7 +12,6 @@ from PIL import Image
 from loomis.autopairs import PairConfig, SkipError, crop_camera, make_pair, make_pairs
 from loomis.camera import Camera, HeadPose
 from loomis.face_reference import load_reference
-from loomis.pose import PoseEstimator
 
 pytest.importorskip("skimage.data")  # the astronaut photo (conftest) comes from it
 

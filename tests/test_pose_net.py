@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageOps
+from PIL import ImageOps
 
 from loomis.checkpoint import load_state
 from loomis.construction_fit import FitConfig, fit_construction
