@@ -180,7 +180,7 @@ def _style(background: str, style: DrawStyle | None, hidden: str | None) -> Draw
     return dataclasses.replace(style, hidden=hidden) if hidden is not None else style
 
 
-def find_faces(photo: Image.Image, estimator: PoseEstimator | None,
+def _find_faces(photo: Image.Image, estimator: PoseEstimator | None,
                proportions: LoomisProportions) -> list[FacePose]:
     """Every face the geometric engine finds, largest first; :class:`NoFaceError` if none."""
     own = estimator is None
@@ -216,7 +216,7 @@ def photo_to_drawing(image: ImageLike, engine: str = GEOMETRIC, *,
         raise ValueError(f"engine {engine!r} needs its translator (loomis.registry)")
     photo = load_image(image)
     rgb = np.asarray(photo)
-    faces = find_faces(photo, estimator, proportions)
+    faces = _find_faces(photo, estimator, proportions)
     canvas = make_background(rgb, background)
     drawn_faces: list[FacePose] = []     # each face with the construction to draw for it
     heads: list[Head] = []
@@ -300,8 +300,8 @@ def sketch_to_photo(drawing: ImageLike, translator: "Translator") -> Image.Image
     """A drawn head (dark lines on light paper, any size) → a photo of the same size: the
     paper is made white (:func:`loomis.canvas.white_paper`: scans and phone photos of
     sketches), the head is found by its lines, cut to the generator's framing, translated
-    and put back; around it, the made photo's own border colour. Raises :class:`NoDrawingError` when
-    nothing is drawn."""
+    and put back; around it, the made photo's own border colour. Raises
+    :class:`NoDrawingError` when nothing is drawn."""
     img = white_paper(load_image(drawing))
     square = ink_square(img)
     size = translator.config.image_size
