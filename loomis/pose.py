@@ -17,6 +17,9 @@ How the fit works, and why:
   portrait) with the principal point at the image centre. The pose is solved and the
   construction drawn through that same camera, so the two stay consistent even where the
   guess is off; a wrong guess mostly changes the estimated distance, little the angles.
+  A picture so tight that this lens would put a face nearer than ``min_distance`` is taken
+  for a crop of a wider one: the focal length grows until the face is that far, so a
+  face cropped to its chin is not drawn with a close-up's perspective.
 * **Fit** (``method``): ``"joint"`` (default) starts from ``"pnp"``, perspective-n-point
   on the 2D landmarks of the skull-fixed part of the face (cv2.solvePnP,
   Levenberg-Marquardt from a weak-perspective start), and then settles the pitch on the
