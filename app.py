@@ -64,8 +64,8 @@ class LoomisApp:
     created on first use and shared by every request (each is thread-safe)."""
 
     def __init__(self) -> None:
-        from loomis.registry import ENGINES, ModelRegistry
-        self.registry = ModelRegistry(ENGINES)   # the generators (the pose net is not used)
+        from loomis.registry import ModelRegistry
+        self.registry = ModelRegistry()
         self._lock = threading.Lock()
         self._photo_estimator = None
         self._stream_estimator = None

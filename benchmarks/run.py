@@ -443,7 +443,7 @@ def bench_engine(quick: bool) -> list[dict]:
     drawing, photo256 = render_drawing(params, 256), render_photo(params, 256)
     t_fit = median_time(lambda: fit_construction(drawing), 1 if quick else 5, warmup=0)
     rows = []
-    if (checkpoints_dir() / POSE_NET).is_dir():   # what the app runs: the pose net's hint
+    if (checkpoints_dir() / POSE_NET).is_dir():   # a hinted fit, as the pipeline runs one
         net = PoseNet.from_pretrained(checkpoints_dir() / POSE_NET)
         t_hint = median_time(lambda: fit_construction(drawing, pose_hint=net.predict(photo256)),
                              2 if quick else 10, warmup=1)

@@ -127,15 +127,15 @@ class Variation:
         """A small random variation: what a different photo of the same sitter, or (with
         ``drawing``) a different hand drawing the same construction, might look like."""
         v = cls(mirror=bool(rng.random() < 0.5), turn=float(rng.uniform(-12, 12)),
-                   zoom=float(np.exp(rng.uniform(-0.1, 0.1))),
-                   shift=(float(rng.uniform(-0.05, 0.05)), float(rng.uniform(-0.05, 0.05))),
-                   brightness=float(rng.uniform(0.75, 1.25)),
-                   contrast=float(rng.uniform(0.75, 1.25)),
-                   saturation=float(rng.uniform(0.6, 1.4)), hue=float(rng.uniform(-10, 10)),
-                   gray=bool(rng.random() < 0.1), width=float(np.exp(rng.uniform(-0.5, 0.8))),
-                   hidden=str(rng.choice(HIDDEN_STYLES, p=[0.5, 0.25, 0.25])),
-                   sketchy=bool(rng.random() < 0.3), features=bool(rng.random() < features),
-                   seed=int(rng.integers(2 ** 31)))
+                zoom=float(np.exp(rng.uniform(-0.1, 0.1))),
+                shift=(float(rng.uniform(-0.05, 0.05)), float(rng.uniform(-0.05, 0.05))),
+                brightness=float(rng.uniform(0.75, 1.25)),
+                contrast=float(rng.uniform(0.75, 1.25)),
+                saturation=float(rng.uniform(0.6, 1.4)), hue=float(rng.uniform(-10, 10)),
+                gray=bool(rng.random() < 0.1), width=float(np.exp(rng.uniform(-0.5, 0.8))),
+                hidden=str(rng.choice(HIDDEN_STYLES, p=[0.5, 0.25, 0.25])),
+                sketchy=bool(rng.random() < 0.3), features=bool(rng.random() < features),
+                seed=int(rng.integers(2 ** 31)))
         return v if drawing else dataclasses.replace(v, width=1.0, hidden="dashed",
                                                      sketchy=False)
 
@@ -276,15 +276,10 @@ def _no_face_detail(result) -> str:
     return "no face"
 
 
-def _unit(name: str) -> float:
-    """A stable number in [0, 1) from a name."""
-    return int.from_bytes(hashlib.sha1(name.encode("utf-8")).digest()[:8], "big") / 2.0 ** 64
-
-
 def split_of(name: str, config: PairConfig = PairConfig()) -> str:
     """train / val / test from a stable hash of the file name (``test`` first, so the
     held-out set depends on ``test_fraction`` alone)."""
-    h = _unit(name)
+    h = int.from_bytes(hashlib.sha1(name.encode("utf-8")).digest()[:8], "big") / 2.0 ** 64
     if h < config.test_fraction:
         return "test"
     if h < config.test_fraction + config.val_fraction:

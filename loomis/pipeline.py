@@ -130,6 +130,21 @@ def cut_square(rgb: np.ndarray, square: tuple[float, float, float], size: int,
                           borderValue=(255, 255, 255))
 
 
+def uncut_square(square_img: np.ndarray, square: tuple[float, float, float],
+                 size: tuple[int, int], fill: tuple[float, float, float],
+                 interp: int | None = cv2.INTER_LINEAR) -> np.ndarray:
+    """The inverse of :func:`cut_square`: a square picture put back at ``square`` on a
+    ``size`` (width, height) canvas of ``fill``. ``interp`` None picks area averaging
+    when shrinking and cubic when enlarging."""
+    x0, y0, side = square
+    k = square_img.shape[1] / side
+    if interp is None:
+        interp = cv2.INTER_AREA if k > 1 else cv2.INTER_CUBIC
+    m = np.array([[1 / k, 0.0, x0], [0.0, 1 / k, y0]])
+    return cv2.warpAffine(square_img, m, size, flags=interp, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=fill)
+
+
 def ink_square(drawing: Image.Image, margin: float = HEAD_MARGIN,
                threshold: float = SKETCH_INK) -> tuple[float, float, float]:
     """The generators' framing of a drawn head: the square around the drawing's lines
@@ -285,12 +300,8 @@ def _lay_over(canvas: np.ndarray, drawn: Image.Image, square: tuple[float, float
               ) -> np.ndarray:
     """A generated drawing (dark lines on white) laid over ``canvas`` at ``square``: the
     darker of the two wherever the square falls on the picture."""
-    x0, y0, side = square
     h, w = canvas.shape[:2]
-    k = drawn.width / side
-    m = np.array([[1 / k, 0.0, x0], [0.0, 1 / k, y0]])
-    back = cv2.warpAffine(np.asarray(drawn.convert("RGB")), m, (w, h), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=(255, 255, 255))
+    back = uncut_square(np.asarray(drawn.convert("RGB")), square, (w, h), (255, 255, 255))
     return np.minimum(canvas, back)
 
 
@@ -307,12 +318,6 @@ def sketch_to_photo(drawing: ImageLike, translator: "Translator") -> Image.Image
     size = translator.config.image_size
     crop = cut_square(np.asarray(img), square, size, border="white")
     made = np.asarray(translator(Image.fromarray(crop)).convert("RGB"))
-    x0, y0, side = square
-    w, h = img.size
     fill = np.median(np.concatenate([made[0], made[-1], made[:, 0], made[:, -1]]), axis=0)
-    k = size / side
-    m = np.array([[1 / k, 0.0, x0], [0.0, 1 / k, y0]])
-    interp = cv2.INTER_AREA if k > 1 else cv2.INTER_CUBIC
-    out = cv2.warpAffine(made, m, (w, h), flags=interp, borderMode=cv2.BORDER_CONSTANT,
-                         borderValue=tuple(float(c) for c in fill))
-    return Image.fromarray(out)
+    return Image.fromarray(uncut_square(made, square, img.size, tuple(float(c) for c in fill),
+                                        interp=None))

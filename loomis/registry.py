@@ -32,11 +32,11 @@ from pathlib import Path
 HUB_ORG = "loomis-art"
 ENGINES = ("pix2pix-photo2drawing", "pix2pix-drawing2photo",
            "cyclegan-photo2drawing", "cyclegan-drawing2photo")
-#: the photo → head pose network that starts the construction fit (loomis.pose_net)
+#: the folder and Hub name of the photo → head pose network (loomis.pose_net; the training
+#: kit's, not served by the app)
 POSE_NET = "posenet-photo"
 # model name → (Hub id, bundled folder name under the checkpoints folder)
-DEFAULTS: dict[str, tuple[str, str]] = {name: (f"{HUB_ORG}/{name}", name)
-                                        for name in ENGINES + (POSE_NET,)}
+DEFAULTS: dict[str, tuple[str, str]] = {name: (f"{HUB_ORG}/{name}", name) for name in ENGINES}
 _FILES = ["config.json", "model.safetensors", "README.md", "model.onnx", "training.json"]
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
@@ -103,14 +103,14 @@ def _offline() -> bool:
 class _Slot:
     lock: threading.Lock = field(default_factory=threading.Lock)
     source: Source | None = None
-    model: object | None = None      # the loaded Translator or PoseNet
+    model: object | None = None      # the loaded Translator
 
 
 class ModelRegistry:
-    """Resolves and loads each engine's generator (and the pose net) once; safe to share
+    """Resolves and loads each engine's generator once; safe to share
     between threads."""
 
-    def __init__(self, engines: tuple[str, ...] = ENGINES + (POSE_NET,)) -> None:
+    def __init__(self, engines: tuple[str, ...] = ENGINES) -> None:
         self._slots = {name: _Slot() for name in engines}
 
     @property
@@ -175,12 +175,6 @@ class ModelRegistry:
         """
         from loomis.inference import Translator   # torch: imported on first use
         return self._load(engine, "generator", Translator.from_pretrained)
-
-    def pose_net(self):
-        """The shared :class:`~loomis.pose_net.PoseNet`, loaded on first use; raises
-        :class:`ModelUnavailable` like :meth:`translator`."""
-        from loomis.pose_net import PoseNet
-        return self._load(POSE_NET, "pose net", PoseNet.from_pretrained)
 
     def _load(self, engine: str, what: str, load):
         source = self.resolve(engine)
