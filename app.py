@@ -82,7 +82,9 @@ class LoomisApp:
 
     # -- inputs ---------------------------------------------------------------------
     @staticmethod
-    def _load(image, what: str) -> Image.Image:
+    def _load(image, what: str) -> tuple[Image.Image, float]:
+        """The picture, scaled down to at most MAX_SIDE, and the factor from its pixels
+        back to the input's."""
         from loomis.imageio import ImageError, load_image
         if image is None:
             raise gr.Error(f"No {what} yet: upload one (or pick an example) first.")
@@ -90,20 +92,23 @@ class LoomisApp:
             img = load_image(image)
         except ImageError as exc:
             raise gr.Error(f"Cannot use this {what}: {exc}.") from None
+        back = 1.0
         if max(img.size) > MAX_SIDE:
             w, h = img.size
             scale = MAX_SIDE / max(w, h)
             img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.LANCZOS)
             gr.Info(f"The {what} is {w}×{h}; it was scaled to {img.size[0]}×{img.size[1]} first.")
+            back = w / img.size[0]
         if min(img.size) < 16:
             raise gr.Error(f"The {what} is {img.size[0]}×{img.size[1]} pixels, too small to "
                            "draw from: use one at least 64 pixels on each side.")
-        return img
+        return img, back
 
     # -- handlers -------------------------------------------------------------------
     def _drawing(self, image, engine: str, **options):
-        """The pipeline's :class:`loomis.pipeline.Drawing` of a photo, errors as messages."""
-        img = self._load(image, "photo")
+        """The pipeline's :class:`loomis.pipeline.Drawing` of a photo (scaled down when
+        large) and the factor back to the photo's pixels; errors as messages."""
+        img, back = self._load(image, "photo")
         if engine not in PHOTO_ENGINES:
             raise gr.Error(f"Unknown engine {engine!r}; choose one of {', '.join(PHOTO_ENGINES)}.")
         from loomis.pipeline import GEOMETRIC, NoFaceError, photo_to_drawing
@@ -112,7 +117,7 @@ class LoomisApp:
         try:
             translator = self.registry.translator(name) if name else None
             return photo_to_drawing(img, name or GEOMETRIC, translator=translator,
-                                    estimator=self.estimator(False), **options)
+                                    estimator=self.estimator(False), **options), back
         except NoFaceError as exc:
             raise gr.Error(f"No face found: {exc}") from None
         except (ModelUnavailable, ValueError) as exc:
@@ -132,7 +137,7 @@ class LoomisApp:
             style = dataclasses.replace(GRAPHITE if background == "paper" else INK,
                                         width=float(line_weight))
         return self._drawing(image, engine, background=background, style=style, hidden=hidden,
-                             features=bool(features), fit=bool(fit)).image
+                             features=bool(features), fit=bool(fit))[0].image
 
     def heads(self, image, engine: str = DEFAULT_PHOTO_ENGINE) -> dict:
         """The constructions an engine draws on a photo, as numbers.
@@ -144,8 +149,8 @@ class LoomisApp:
         ear). Angles are relative to the line of sight: yaw > 0 the face turned towards
         the picture's right, pitch > 0 tilted up (looking up), roll > 0 turned
         counter-clockwise in the picture. A photo without a face is an error."""
-        drawing = self._drawing(image, engine, background="paper")
-        return {"engine": engine, "heads": drawing.to_json()["heads"]}
+        drawing, back = self._drawing(image, engine, background="paper")
+        return {"engine": engine, "heads": [h.scaled(back).to_json() for h in drawing.heads]}
 
     def sketch_to_photo(self, drawing, model: str = DEFAULT_SKETCH_ENGINE) -> Image.Image:
         """A drawing (file or canvas) in, a photo out."""
@@ -159,7 +164,7 @@ class LoomisApp:
             except ImageError as exc:
                 raise gr.Error(f"Nothing to turn into a photo: {exc}.") from None
         else:
-            img = self._load(drawing, "drawing")
+            img, _ = self._load(drawing, "drawing")
         from loomis.pipeline import sketch_to_photo
         from loomis.registry import ModelUnavailable
         try:

@@ -75,6 +75,12 @@ class Head:
     ball_center: tuple[float, float]
     ball_radius: float
 
+    def scaled(self, k: float) -> "Head":
+        """The same head in a picture ``k`` times as large (angles unchanged)."""
+        return dataclasses.replace(
+            self, box=tuple(v * k for v in self.box),
+            ball_center=tuple(v * k for v in self.ball_center), ball_radius=self.ball_radius * k)
+
     def to_json(self) -> dict:
         r = lambda v: round(float(v), 2)  # noqa: E731
         return {"box": [r(v) for v in self.box], "yaw": r(self.yaw), "pitch": r(self.pitch),

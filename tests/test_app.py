@@ -383,3 +383,23 @@ def test_each_engine_loads_once_under_concurrent_requests(bundled):
     for t in threads:
         t.join()
     assert len(got) == 4 and all(t is got[0] for t in got)
+
+
+def test_heads_of_a_photo_scaled_down_first_are_in_the_photos_own_pixels(server, tmp_path):
+    """A 3072-px phone-sized photo is drawn at 2048 px, but ``/heads`` answers in the
+    pixels of the photo sent: the same head as on the original, times the size ratio."""
+    import app
+    (portrait,) = app.real_portraits()
+    _, client = server
+    small = Image.open(portrait).convert("RGB")
+    k = 3072 / small.width
+    small.resize((3072, round(small.height * k)), Image.BICUBIC).save(tmp_path / "big.jpg",
+                                                                       quality=92)
+    (head,) = heads(client, Path(portrait))["heads"]
+    (big,) = heads(client, tmp_path / "big.jpg")["heads"]
+    width = head["box"][2] - head["box"][0]
+    np.testing.assert_allclose(big["box"], np.multiply(head["box"], k), atol=0.03 * width * k)
+    np.testing.assert_allclose(big["ball_center"], np.multiply(head["ball_center"], k),
+                               atol=0.03 * width * k)
+    assert abs(big["ball_radius"] / (head["ball_radius"] * k) - 1) < 0.05
+    assert abs(big["yaw"] - head["yaw"]) < 3 and abs(big["roll"] - head["roll"]) < 3
