@@ -22,6 +22,7 @@ import gradio as gr
 from PIL import Image
 
 from loomis import sample_data
+from loomis.smoothing import PoseTracker
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE / "examples"
@@ -174,10 +175,12 @@ class LoomisApp:
         except ModelUnavailable as exc:
             raise gr.Error(str(exc)) from None
 
-    def live(self, frame, background: str = "photo", features: bool = False):
-        """One webcam frame with the construction on it (never raises: a stream goes on)."""
+    def live(self, frame, background: str = "photo", features: bool = False, tracker=None):
+        """One webcam frame with the construction on it (never raises: a stream goes on).
+        ``tracker`` is the browser session's own PoseTracker (its smoothing state)."""
         from loomis.engine import live_frame
-        return live_frame(frame, self.estimator(True), background=background, features=bool(features))
+        return live_frame(frame, self.estimator(True), tracker=tracker, background=background,
+                          features=bool(features))
 
     def models_report(self) -> str:
         """Markdown for the Models tab: source, config and model-card metrics per engine."""
@@ -247,7 +250,9 @@ def build_app() -> gr.Blocks:
                     live_out = gr.Image(type="numpy", label="Live construction")
                 live_bg = gr.Dropdown(BACKGROUNDS, value="photo", label="Background")
                 live_features = gr.Checkbox(False, label="Features")
-                cam.stream(app.live, [cam, live_bg, live_features], live_out, stream_every=0.1,
+                tracker = gr.State(PoseTracker())     # copied per browser session
+                cam.stream(app.live, [cam, live_bg, live_features, tracker], live_out,
+                           stream_every=0.1,
                            time_limit=120, api_visibility="private", concurrency_limit=1)
         with gr.Tab("Sketch → Photo"):
             with gr.Row():
@@ -280,5 +285,11 @@ def build_app() -> gr.Blocks:
 
 
 if __name__ == "__main__":
+    from loomis.landmarker import LandmarkerModelError, model_path
+
+    try:        # found (or fetched) before the page opens, not on the first request
+        model_path()
+    except LandmarkerModelError as exc:
+        raise SystemExit(f"error: {exc}") from None
     build_app().launch(server_name=os.environ.get("GRADIO_SERVER_NAME"),
                        server_port=int(os.environ["GRADIO_SERVER_PORT"]) if os.environ.get("GRADIO_SERVER_PORT") else None)

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone
 from loomis.engine import draw_faces, live_frame, make_background, INK
 from loomis.imageio import load_image
 from loomis.pose import PoseEstimator
+from loomis.smoothing import PoseTracker
 
 
 def _frame(path: str | None, width: int, height: int) -> np.ndarray:
@@ -68,8 +69,10 @@ def main() -> None:
         with PoseEstimator(static_image_mode=static) as est:
             if not est.analyse_array(frame).faces:
                 raise SystemExit("no face in the benchmark frame")
-            total = _times(lambda: live_frame(frame, est, features=args.features),
-                           args.runs)
+            # the live path steadies each stream with its own tracker
+            tracker = None if static else PoseTracker()
+            total = _times(lambda: live_frame(frame, est, tracker=tracker,
+                                              features=args.features), args.runs)
             pose = _times(lambda: est.analyse_array(frame), args.runs)
             faces = est.analyse_array(frame).faces
             draw = _times(lambda: draw_faces(make_background(frame, "photo"), faces,

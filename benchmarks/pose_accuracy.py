@@ -45,7 +45,7 @@ Every summary has MAE, bias (mean signed error) and slope (of predicted on true 
 below 1 = squeezed towards 0) per axis, and ``by_yaw``: the same per range of labelled
 |yaw| (0-30, 30-60, beyond 60) and for |yaw| ≤ 60°, the range of the issue's goal.
 ``--pitch-gain``, ``--depth-scale``, ``--depth-weight``, ``--fov``, ``--contour``,
-``--refine-landmarks`` and ``--mirror-average`` set the PoseConfig fields of the same
+``--upright-pass`` and ``--mirror-average`` set the PoseConfig fields of the same
 names, to measure them.
 * ``--plot FILE.png``: estimated against true angle, per set and method
   (docs/pose_accuracy.png).
@@ -79,7 +79,8 @@ from loomis import sample_data
 from loomis.camera import Camera, HeadPose, angles_from_matrix, rotation_matrix
 from loomis.face_reference import load_reference, triangles, vertex_normals
 from loomis.imageio import ImageError
-from loomis.pose import BALL_RADIUS_U, PoseConfig, PoseEstimator, _ray_rotation
+from loomis.pose import BALL_RADIUS_U, METHODS, PoseConfig, PoseEstimator, _ray_rotation
+from loomis.smoothing import OneEuro, PoseTracker
 
 AXES = ("yaw", "pitch", "roll")
 
@@ -325,6 +326,29 @@ def symmetry(config: PoseConfig) -> dict:
     return out
 
 
+def mirror_check(folder: Path, n: int, config: PoseConfig) -> dict:
+    """Real photos without labels: each of the first ``n`` photos of ``folder`` (sorted)
+    and its mirror image. A right reading negates yaw and roll and keeps pitch; the mean
+    absolute deviations say how far each method is from that on real faces."""
+    from loomis.autopairs import photo_files
+
+    dev, found = [], 0
+    with PoseEstimator(config) as est:
+        for path in photo_files(folder)[:n]:
+            try:
+                img = Image.open(path).convert("RGB")
+                a, b = est.estimate(img), est.estimate(img.transpose(Image.Transpose.FLIP_LEFT_RIGHT))
+            except (OSError, ImageError):
+                continue
+            if a and b:
+                found += 1
+                dev.append((a[0].yaw + b[0].yaw, a[0].pitch - b[0].pitch, a[0].roll + b[0].roll))
+    d = np.abs(np.array(dev)).reshape(-1, 3)
+    return {"photos": min(n, len(photo_files(folder))), "read_both_ways": found,
+            "yaw_sum": round(float(d[:, 0].mean()), 2), "pitch_diff": round(float(d[:, 1].mean()), 2),
+            "roll_sum": round(float(d[:, 2].mean()), 2)}
+
+
 # --------------------------------------------------------------------------- re-render
 
 def _random_view(rng: np.random.Generator, size: int, fov: float,
@@ -344,14 +368,11 @@ def _astronaut_mesh():
     the head frame and its triangles: what the re-rendered sets draw (measured once per
     run; every set and method reads the same arrays).
 
-    The texture coordinates are the plain mesh's, the landmarks the reference itself was
-    measured with (loomis.face_reference), whatever the estimator's default: with the
-    attention mesh's the re-rendered faces change (the lens set's yaw MAE moves by 0.5°),
-    and no figure would compare with an earlier one."""
+    The texture coordinates are the landmarks read on the photo."""
     import skimage.data
 
     src = skimage.data.astronaut()
-    with PoseEstimator(PoseConfig(refine_landmarks=False)) as est:
+    with PoseEstimator() as est:
         tex = est.estimate(src)[0].landmarks
     return src, tex, load_reference().head_points(BALL_RADIUS_U), triangles()
 
@@ -452,36 +473,126 @@ def scan_set(n: int, seed: int = 0, size: int = 512, headed: bool = False):
     """Gradio's scanned face at n random known poses (the views of ``--rerender``), lit
     by a random key light, over a plain backdrop or, with ``headed``, over a procedural
     head at the same pose. None when the scan is not installed."""
-    from loomis.render import HeadIdentity, Lighting, _rasterize, render_head
-
     scan = _face_scan()
     if scan is None:
         return None
-    head, faces, normals, colours = scan
 
     def gen():
         rng = np.random.default_rng(seed)
         for _ in range(n):
             pose, cam = _random_view(rng, size, fov=50.0, dist=(9.0, 14.0), off=0.12)
-            light = np.array([*rng.uniform(-0.6, 0.6, 2), 1.0])
-            if headed:
-                out = np.array(render_head(HeadIdentity.sample(rng), pose, cam,
-                                           Lighting.sample(rng)))
-            else:
-                out = np.clip(rng.normal(150, 6, (size, size, 3)), 0, 255).astype(np.uint8)
-            # drawn at twice the size and shrunk: anti-aliased edges, as in a photo
-            pts = pose.to_camera(head)
-            shade = 0.35 + 0.65 * np.clip(pose.normals_to_camera(normals) @ light
-                                          / np.linalg.norm(light), 0.0, 1.0)
-            big = cv2.resize(out, (2 * size, 2 * size), interpolation=cv2.INTER_LINEAR)
-            pix, tri, bary, _ = _rasterize(2.0 * cam.project(pts), -pts[:, 2], faces,
-                                           2 * size, 2 * size)
-            vert = (colours * shade[:, None])[faces[tri]]          # (k, 3 corners, rgb)
-            big.reshape(-1, 3)[pix] = np.clip(np.einsum("kc,kcj->kj", bary, vert), 0, 255)
-            yield (cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA),
-                   _labels(pose))
+            yield _scan_image(scan, pose, cam, rng, headed), _labels(pose)
 
     return gen()
+
+
+def _scan_image(scan, pose: HeadPose, cam: Camera, rng: np.random.Generator,
+                headed: bool, light: np.ndarray | None = None) -> np.ndarray:
+    """The scanned face at ``pose`` through ``cam``, lit by ``light`` (random when None),
+    over a plain backdrop or, with ``headed``, over a procedural head at the same pose."""
+    from loomis.render import HeadIdentity, Lighting, _rasterize, render_head
+
+    head, faces, normals, colours = scan
+    size = cam.width
+    light = np.array([*rng.uniform(-0.6, 0.6, 2), 1.0]) if light is None else light
+    if headed:
+        out = np.array(render_head(HeadIdentity.sample(rng), pose, cam, Lighting.sample(rng)))
+    else:
+        out = np.clip(rng.normal(150, 6, (size, size, 3)), 0, 255).astype(np.uint8)
+    # drawn at twice the size and shrunk: anti-aliased edges, as in a photo
+    pts = pose.to_camera(head)
+    shade = 0.35 + 0.65 * np.clip(pose.normals_to_camera(normals) @ light
+                                  / np.linalg.norm(light), 0.0, 1.0)
+    big = cv2.resize(out, (2 * size, 2 * size), interpolation=cv2.INTER_LINEAR)
+    pix, tri, bary, _ = _rasterize(2.0 * cam.project(pts), -pts[:, 2], faces, 2 * size, 2 * size)
+    vert = (colours * shade[:, None])[faces[tri]]          # (k, 3 corners, rgb)
+    big.reshape(-1, 3)[pix] = np.clip(np.einsum("kc,kcj->kj", bary, vert), 0, 255)
+    return cv2.resize(big, (size, size), interpolation=cv2.INTER_AREA)
+
+
+# --------------------------------------------------------------------------- video
+
+#: The app's webcam rate (gr.Image.stream with stream_every=0.1 s).
+STREAM_FPS = 10.0
+
+
+def stream_check(config: PoseConfig, smoothing: OneEuro = OneEuro(), frames: int = 60,
+                 noise: float = 4.0, speed: float = 45.0, seed: int = 0) -> dict:
+    """The video path (VIDEO mode, ``config.stream_method``), as read and smoothed by a
+    :class:`~loomis.smoothing.PoseTracker` with ``smoothing``, at STREAM_FPS.
+
+    * ``jitter``: a still face, fresh Gaussian pixel noise (``noise`` grey levels) on every
+      frame: the standard deviation of each angle over the frames after the first 10 (the
+      astronaut photo, and the scanned face over a procedural head, frontal).
+    * ``lag``: the scanned face over a procedural head turning its yaw from -40° to 40°
+      and back at ``speed`` °/s: how many frames the smoothed yaw trails the raw one (the
+      shift, to 0.1 frame, that best aligns them), and each one's MAE against the truth.
+    * ``frame_ms``: the median time of one smoothed 640×480 frame's pose (the whole
+      webcam frame, drawing included, is timed by ``benchmarks/engine_speed.py``)."""
+    import time
+
+    import skimage.data
+
+    rng = np.random.default_rng(seed)
+    scan = _face_scan()
+    stills = {"astronaut": skimage.data.astronaut()}
+    cam = Camera.from_fov(512, 512, 50.0)
+    if scan is not None:
+        stills["scan_headed"] = _scan_image(scan, HeadPose(5.0, 3.0, 2.0, 1.0, (0.0, 0.0, -11.0)),
+                                            cam, np.random.default_rng(1), True,
+                                            light=np.array([0.3, 0.3, 1.0]))
+
+    def series(images) -> dict[str, np.ndarray]:
+        """Yaw, pitch and roll per frame, as read and as smoothed by a PoseTracker."""
+        out: dict[str, list] = {"raw": [], "smoothed": []}
+        tracker = PoseTracker(smoothing)
+        with PoseEstimator(config, static_image_mode=False) as est:
+            for i, img in enumerate(images):
+                stamp = i * 1000.0 / STREAM_FPS
+                faces = est.analyse_array(img, timestamp_ms=stamp).faces
+                for name, got in (("raw", faces), ("smoothed", tracker.update(faces, stamp / 1000.0))):
+                    out[name].append((got[0].yaw, got[0].pitch, got[0].roll) if got
+                                     else (np.nan,) * 3)
+        return {k: np.array(v) for k, v in out.items()}
+
+    res: dict = {"fps": STREAM_FPS, "noise_grey_levels": noise, "jitter": {}}
+    for name, still in stills.items():
+        noisy = [np.clip(still + rng.normal(0, noise, still.shape), 0, 255).astype(np.uint8)
+                 for _ in range(frames)]
+        got = series(noisy)
+        res["jitter"][name] = {
+            k: {a: round(float(np.nanstd(v[10:, i])), 3) for i, a in enumerate(AXES)}
+            for k, v in got.items()}
+    if scan is not None:
+        step = speed / STREAM_FPS
+        yaws = np.concatenate([np.arange(-40.0, 40.0, step), np.arange(40.0, -40.0, -step)])
+        frames_turning = [_scan_image(scan, HeadPose(y, 3.0, 2.0, 1.0, (0.0, 0.0, -11.0)), cam,
+                                      np.random.default_rng(1), True,
+                                      light=np.array([0.3, 0.3, 1.0])) for y in yaws]
+        got = series(frames_turning)
+        raw, smooth = got["raw"][:, 0], got["smoothed"][:, 0]
+        idx = np.arange(len(raw), dtype=float)
+
+        def misfit(shift: float) -> float:
+            keep = idx >= shift + 3
+            return float(np.nanmean((smooth[keep] - np.interp(idx[keep] - shift, idx, raw)) ** 2))
+
+        shifts = np.arange(0.0, 8.01, 0.1)
+        truth = np.array([_labels(HeadPose(y, 3.0, 2.0, 1.0, (0.0, 0.0, -11.0)))[0] for y in yaws])
+        res["lag"] = {"speed_deg_per_s": speed,
+                      "frames": round(float(shifts[np.argmin([misfit(x) for x in shifts])]), 1),
+                      "raw_yaw_mae": round(float(np.nanmean(np.abs(raw - truth))), 2),
+                      "smoothed_yaw_mae": round(float(np.nanmean(np.abs(smooth - truth))), 2)}
+    frame = cv2.resize(skimage.data.astronaut(), (640, 480))
+    tracker = PoseTracker(smoothing)
+    with PoseEstimator(config, static_image_mode=False) as est:
+        times = []
+        for i in range(30):
+            t = time.perf_counter()
+            tracker.update(est.analyse_array(frame, timestamp_ms=i * 100.0).faces, i / 10.0)
+            times.append(1000.0 * (time.perf_counter() - t))
+    res["frame_ms"] = round(float(np.median(times[5:])), 2)
+    return res
 
 
 def _render(src, tex, ref, tris, pose: HeadPose, cam: Camera, out: np.ndarray) -> np.ndarray:
@@ -575,8 +686,15 @@ def main() -> None:
                     help="astronaut face re-rendered centred at this many poses through "
                          f"each of {', '.join(f'{f:g}' for f in LENS_FOVS)}° lenses, the "
                          "estimator told the true field of view")
-    ap.add_argument("--methods", default="joint,pnp,procrustes",
-                    help="PoseConfig.method values to compare (the app uses joint)")
+    ap.add_argument("--mirror", type=Path, default=None, metavar="DIR",
+                    help="real photos without labels: each read and mirrored (--mirror-n)")
+    ap.add_argument("--mirror-n", type=int, default=100)
+    ap.add_argument("--stream", type=int, default=0, metavar="FRAMES",
+                    help="the webcam path: jitter on a still face and lag on a turning one "
+                         "over this many still frames (raw and One-Euro smoothed)")
+    ap.add_argument("--methods", default="matrix,matrix_joint,joint",
+                    help="PoseConfig.method values to compare, among "
+                         f"{', '.join(METHODS)} (the app uses {PoseConfig().method})")
     ap.add_argument("--depth-weight", type=float, default=PoseConfig().depth_weight,
                     help="PoseConfig.depth_weight (the joint fit's weight of MediaPipe's depth)")
     ap.add_argument("--pitch-gain", type=float, default=1.0, help="PoseConfig.pitch_gain")
@@ -588,9 +706,10 @@ def main() -> None:
                     default=PoseConfig().mirror_average,
                     help="average each photo's landmarks with its mirror image's "
                          "(PoseConfig.mirror_average)")
-    ap.add_argument("--refine-landmarks", action=argparse.BooleanOptionalAction,
-                    default=PoseConfig().refine_landmarks,
-                    help="MediaPipe's attention mesh (PoseConfig.refine_landmarks)")
+    ap.add_argument("--upright-pass", action=argparse.BooleanOptionalAction,
+                    default=PoseConfig().upright_pass,
+                    help="read each face again on a crop turned upright "
+                         "(PoseConfig.upright_pass)")
     ap.add_argument("--skip-hidden", action=argparse.BooleanOptionalAction,
                     default=PoseConfig().skip_hidden,
                     help="leave landmarks turned away from the camera out of the joint "
@@ -617,7 +736,7 @@ def main() -> None:
         cfg = PoseConfig(method=method, pitch_gain=args.pitch_gain, fov_deg=args.fov,
                          depth_weight=args.depth_weight,
                          depth_scale=args.depth_scale, contour_landmarks=args.contour,
-                         refine_landmarks=args.refine_landmarks,
+                         upright_pass=args.upright_pass,
                          mirror_average=args.mirror_average, skip_hidden=args.skip_hidden)
         res: dict = {"symmetry": symmetry(cfg)}
         if args.rerender:
@@ -635,6 +754,10 @@ def main() -> None:
             if n:
                 res[name] = (_evaluate(samples, cfg, records(name)) if samples is not None
                              else "Gradio's face scan not installed")
+        if args.mirror:
+            res["mirror"] = mirror_check(args.mirror, args.mirror_n, cfg)
+        if args.stream:
+            res["stream"] = stream_check(cfg, frames=args.stream)
         if args.lens:
             res["lens"] = {f"{fov:g}°": _evaluate(lens_set(args.lens, fov),
                                                  dataclasses.replace(cfg, fov_deg=fov),

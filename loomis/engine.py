@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import time
 from typing import Literal
 
 import cv2
@@ -33,6 +34,7 @@ from loomis.face_reference import landmark_paths, load_reference
 from loomis.head import LoomisProportions, Stroke, construction_lines
 from loomis.imageio import ImageLike, load_image
 from loomis.pose import FacePose, NoFaceError, PoseConfig, PoseEstimator
+from loomis.smoothing import PoseTracker
 
 __all__ = ["photo_to_loomis", "live_frame", "draw_faces", "feature_strokes", "background_image",
            "make_background", "pencil_sketch", "NoFaceError", "Background", "INK", "GRAPHITE"]
@@ -87,15 +89,17 @@ def photo_to_loomis(image: ImageLike, *, background: Background = "faded",
 
 
 def live_frame(frame: np.ndarray | None, estimator: PoseEstimator, *,
+               tracker: PoseTracker | None = None, timestamp_ms: float | None = None,
                background: Background = "photo", style: DrawStyle | None = None,
                features: bool = False, proportions: LoomisProportions = LoomisProportions()
                ) -> np.ndarray | None:
     """One webcam frame (``H×W×3`` uint8 RGB) with the construction drawn on it.
 
-    Use one ``PoseEstimator(static_image_mode=False)`` per stream: MediaPipe then tracks
-    the face between frames (a few ms instead of detecting from scratch). A frame with no
-    face, or one that is not an RGB uint8 array, is returned unchanged: a stream must not
-    stop because someone looked away.
+    ``estimator`` is a ``PoseEstimator(static_image_mode=False)``: the landmarker tracks
+    the face between frames. ``tracker``, one per stream, steadies the construction
+    (One-Euro filters; None draws the raw reading); ``timestamp_ms`` is the frame's time
+    (default: now). A frame with no face, or one that is not an RGB uint8 array, is
+    returned unchanged: a stream must not stop because someone looked away.
     """
     if frame is None:
         return None
@@ -103,7 +107,10 @@ def live_frame(frame: np.ndarray | None, estimator: PoseEstimator, *,
     if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.size == 0:
         return frame
     rgb = np.ascontiguousarray(arr[..., :3])
-    faces = estimator.analyse_array(rgb).faces
+    stamp = time.monotonic() * 1000.0 if timestamp_ms is None else float(timestamp_ms)
+    faces = estimator.analyse_array(rgb, stamp).faces
+    if tracker is not None:
+        faces = tracker.update(faces, stamp / 1000.0)
     if not faces:
         return frame
     base = make_background(rgb, background, 0.6)

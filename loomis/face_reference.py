@@ -1,9 +1,10 @@
 """The project's own 3D face reference: MediaPipe's 468 landmarks in the Loomis head frame.
 
-Pose fitting needs a rigid 3D position for every landmark. MediaPipe's canonical face mesh
-is not in the wheel (and must not be copied), so this module *measures* one:
+Pose fitting needs a rigid 3D position for every landmark, in the frame the Loomis
+construction is drawn in. This module *measures* one from photos (the model's canonical
+mesh is used only at run time, from the model file, never copied here):
 
-1. **Measure.** MediaPipe's face mesh returns, for every landmark, its image position and
+1. **Measure.** MediaPipe's Face Landmarker returns, for every landmark, its image position and
    a relative depth ``z`` on the scale of ``x``. Read as ``(x·W, -y·H, -z·W)`` that is a
    3D shape of the face (y up, z towards the camera, like our head frame).
 2. **Pair left with right by mirror matching.** Run the mesh on the photo and on its
@@ -66,14 +67,22 @@ def landmark_paths() -> dict[str, list[list[int]]]:
     The package ships them as unordered edge sets; chaining the edges gives paths that
     can be drawn as strokes.
     """
-    from mediapipe.python.solutions import face_mesh_connections as c
+    groups = ("right_eye", "left_eye", "right_brow", "left_brow", "lips", "nose", "oval")
+    return {name: _chain(_edges(name)) for name in groups}
 
-    groups = {
-        "right_eye": c.FACEMESH_RIGHT_EYE, "left_eye": c.FACEMESH_LEFT_EYE,
-        "right_brow": c.FACEMESH_RIGHT_EYEBROW, "left_brow": c.FACEMESH_LEFT_EYEBROW,
-        "lips": c.FACEMESH_LIPS, "nose": c.FACEMESH_NOSE, "oval": c.FACEMESH_FACE_OVAL,
-    }
-    return {name: _chain(edges) for name, edges in groups.items()}
+
+_CONNECTIONS = {"right_eye": "RIGHT_EYE", "left_eye": "LEFT_EYE",
+                "right_brow": "RIGHT_EYEBROW", "left_brow": "LEFT_EYEBROW", "lips": "LIPS",
+                "nose": "NOSE", "oval": "FACE_OVAL", "mesh": "TESSELATION"}
+
+
+@functools.lru_cache(maxsize=None)
+def _edges(name: str) -> frozenset[tuple[int, int]]:
+    """One of MediaPipe's landmark edge sets (``_CONNECTIONS``), as index pairs."""
+    from mediapipe.tasks.python.vision.face_landmarker import FaceLandmarksConnections
+
+    edges = getattr(FaceLandmarksConnections, "FACE_LANDMARKS_" + _CONNECTIONS[name])
+    return frozenset((e.start, e.end) for e in edges)
 
 
 def _chain(edges) -> list[list[int]]:
@@ -145,10 +154,8 @@ class FaceReference:
 def triangles() -> np.ndarray:
     """MediaPipe's face-mesh triangles, ``(T, 3)`` landmark indices. The package ships
     the tessellation as an edge set; a triangle is any three mutually joined landmarks."""
-    from mediapipe.python.solutions import face_mesh_connections as c
-
     adj: dict[int, set[int]] = {}
-    for a, b in c.FACEMESH_TESSELATION:
+    for a, b in _edges("mesh"):
         adj.setdefault(a, set()).add(b)
         adj.setdefault(b, set()).add(a)
     tris = {tuple(sorted((a, b, x))) for a in adj for b in adj[a] for x in adj[a] & adj[b]}
@@ -183,9 +190,7 @@ def outward_normals(points: np.ndarray) -> np.ndarray:
 @functools.lru_cache(maxsize=1)
 def contour_indices() -> np.ndarray:
     """Indices of MediaPipe's face-oval landmarks (the outline of the face)."""
-    from mediapipe.python.solutions import face_mesh_connections as c
-
-    return np.array(sorted({i for e in c.FACEMESH_FACE_OVAL for i in e}), dtype=np.int64)
+    return np.array(sorted({i for e in _edges("oval") for i in e}), dtype=np.int64)
 
 
 @functools.lru_cache(maxsize=4)
@@ -206,19 +211,12 @@ def load_reference(path: str | Path = DEFAULT_PATH) -> FaceReference:
 
 # --------------------------------------------------------------------------- measuring
 
-def measure_mesh(face_mesh, rgb: np.ndarray) -> np.ndarray | None:
-    """Run a MediaPipe FaceMesh on an RGB uint8 array: the largest face as (468, 3)
-    ``(x·W, -y·H, -z·W)`` (pixels, y up, z towards the camera), or None."""
-    h, w = rgb.shape[:2]
-    res = face_mesh.process(np.ascontiguousarray(rgb))
-    if not res.multi_face_landmarks:
-        return None
-    best = None
-    for lms in res.multi_face_landmarks:
-        a = np.array([(p.x * w, -p.y * h, -p.z * w) for p in lms.landmark[:N_LANDMARKS]])
-        if best is None or np.ptp(a[:, 0]) > np.ptp(best[:, 0]):
-            best = a
-    return best
+def measure_mesh(landmarker, rgb: np.ndarray) -> np.ndarray | None:
+    """Read an RGB uint8 array with a :class:`loomis.landmarker.Landmarker`: the largest
+    face as (468, 3) ``(x, -y, depth)`` (pixels, y up, z towards the camera), or None."""
+    faces = [r.points[:N_LANDMARKS] * np.array([1.0, -1.0, 1.0])
+             for r in landmarker.read(rgb)]
+    return max(faces, key=lambda a: np.ptp(a[:, 0]), default=None)
 
 
 def _similarity(src: np.ndarray, dst: np.ndarray, scale: bool = True):
@@ -268,10 +266,9 @@ def build_reference(photos: list[np.ndarray], *, verbose: bool = True) -> tuple[
 
     Returns the arrays to save and a report of checks (pairing, symmetry, proportions).
     """
-    import mediapipe as mp
+    from loomis.landmarker import Landmarker
 
-    fm = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1,
-                                         refine_landmarks=False)
+    fm = Landmarker(max_faces=1)
     # 2. mirror pairing, voted over all photos
     votes = np.zeros((N_LANDMARKS, N_LANDMARKS), dtype=np.int64)
     for rgb in photos:
@@ -359,9 +356,7 @@ def build_reference(photos: list[np.ndarray], *, verbose: bool = True) -> tuple[
 
 
 def _brow_indices() -> np.ndarray:
-    from mediapipe.python.solutions import face_mesh_connections as c
-
-    edges = c.FACEMESH_LEFT_EYEBROW | c.FACEMESH_RIGHT_EYEBROW
+    edges = _edges("left_brow") | _edges("right_brow")
     return np.array(sorted({i for e in edges for i in e}))
 
 
@@ -390,9 +385,7 @@ def _rigid_mask(points: np.ndarray) -> np.ndarray:
     """Landmarks that stay put when the face talks, smiles or blinks: the skull-fixed part
     of the face (forehead, brows' bony base, nose, cheekbones, temples). Everything lower
     than just under the nose, and the eyelids, move with expression and are left out."""
-    from mediapipe.python.solutions import face_mesh_connections as c
-
-    lids = {i for e in c.FACEMESH_LEFT_EYE | c.FACEMESH_RIGHT_EYE for i in e}
+    lids = {i for e in _edges("left_eye") | _edges("right_eye") for i in e}
     mask = points[:, 1] > -1.1                    # above the upper lip
     mask[list(lids)] = False
     return mask

@@ -1,118 +1,37 @@
-"""Head pose from photos: MediaPipe landmarks fitted to the project's own 3D face reference.
+"""Head pose from photos and video: MediaPipe's Face Landmarker, read as the Loomis head.
 
-For every face the result holds yaw, pitch and roll in the convention of
-:mod:`loomis.camera`, a :class:`~loomis.camera.HeadPose` (ball centre and unit ``u``) and
-the :class:`~loomis.camera.Camera` it was estimated through, so that drawing the Loomis
-construction with ``construction_lines(face.head, face.camera)`` puts it on the face in
-the photo, off-centre faces included (the perspective note of loomis-geometry.md).
+For every face the result holds yaw, pitch and roll relative to the line of sight (the
+angles head-pose datasets label), and a :class:`~loomis.camera.HeadPose` with the
+:class:`~loomis.camera.Camera` it was solved through, so that
+``construction_lines(face.head, face.camera)`` draws the construction on the face in the
+photo, off-centre faces included (the perspective note of loomis-geometry.md).
 
-How the fit works, and why:
+* **Landmarks** come from the Face Landmarker of :mod:`loomis.landmarker` (IMAGE mode for
+  photos, VIDEO mode for a stream): 478 points with a relative depth, and the facial
+  transformation matrix, MediaPipe's own fit of its canonical face to them.
+* **Camera.** A photo's focal length is unknown: we assume ``fov_deg`` across the longer
+  side with the principal point at the centre, and solve and draw through that same
+  camera. A picture so tight that this lens would put a face nearer than
+  ``min_distance`` is taken for a crop of a wider one, and gets a longer lens.
+* **Rotation** (``method``). ``"matrix"`` (default): the transformation matrix's rotation,
+  relative to its line of sight, turned from the canonical face's frame into the
+  reference's Loomis frame (zero pitch = brow point over the chin, :data:`CANONICAL_TILT_DEG`).
+  ``"joint"``, ``"pnp"`` and ``"procrustes"`` are the project's own fits of
+  :mod:`loomis.face_reference` to the landmarks (see :func:`_fit_joint`);
+  ``"matrix_joint"`` keeps the matrix's yaw and roll and refines its pitch with the joint
+  fit. All are measured in ``benchmarks/pose_accuracy.py`` (docs/pose.md). The matrix is
+  read on a crop centred on the face (the upright pass): read off-centre in a whole
+  frame, its pitch is biased, so video frames use ``stream_method`` ("joint").
+* **Position.** With the rotation held, the ball centre is placed by least squares on the
+  reference's skull-fixed landmarks, so the construction sits on the face it was read on.
 
-* **Landmarks** come from MediaPipe 0.10.21's legacy face mesh (offline, model in the
-  wheel): 468 points with image positions and a relative depth.
-* **Reference** is :mod:`loomis.face_reference`, measured and symmetrised by this project;
-  its frame is the Loomis head frame, so the fitted pose *is* the construction's pose.
-* **Camera.** A photo's focal length is unknown; we assume a field of view of ``fov_deg``
-  (55° across the longer side, a normal lens or a phone's main camera cropped to a
-  portrait) with the principal point at the image centre. The pose is solved and the
-  construction drawn through that same camera, so the two stay consistent even where the
-  guess is off; a wrong guess mostly changes the estimated distance, little the angles.
-  A picture so tight that this lens would put a face nearer than ``min_distance`` is taken
-  for a crop of a wider one: the focal length grows until the face is that far, so a
-  face cropped to its chin is not drawn with a close-up's perspective.
-* **Fit** (``method``): ``"joint"`` (default) starts from ``"pnp"``, perspective-n-point
-  on the 2D landmarks of the skull-fixed part of the face (cv2.solvePnP,
-  Levenberg-Marquardt from a weak-perspective start), and then settles the pitch on the
-  2D landmarks *and* MediaPipe's relative depth of the same landmarks together
-  (``depth_weight`` 1: depth counts like one more image coordinate; see
-  :func:`_fit_joint`). ``"procrustes"`` aligns MediaPipe's 3D landmarks to the reference
-  (similarity Umeyama) and turns the result by the line of sight to the face.
-  ``benchmarks/pose_accuracy.py`` measures all three.
-
-What was measured, and decided (``benchmarks/pose_accuracy.py``; real labelled photos
-are the only test that settles it):
-
-* **Depth of the reference** (``depth_scale``) stays 1: MediaPipe's ``z`` as measured.
-  Without using any labels, the landmarks are explained best by a rigid reference (lowest
-  reprojection error) at scale 1.0-1.1 on the re-rendered astronaut and 0.9-1.0 on the
-  procedural heads, and the procedural heads (a geometry made independently of
-  MediaPipe) read yaw with slope 1.03 at 1.0. Shrinking depth to 0.7 would undo the
-  re-render's yaw squeeze but over-turn the procedural heads by 15%.
-* **Squeezed angles come from the 2D landmarks, not the fit**: on the re-rendered
-  astronaut the fit to the *true* projected landmarks is exact, and MediaPipe's landmark
-  errors are proportional to each landmark's depth, i.e. the network draws a slightly
-  less turned face; they are largest on the face outline, which is therefore left out of
-  the fit. Yaw slope is 0.8 on the bare face mask, 0.83 with a head around it, 0.94 on
-  the scanned face and ~1.0 on the procedural heads. Pitch from the 2D landmarks alone
-  (``"pnp"``) has slope 0.62-0.75 on all of them, barely moving with image size
-  (320-1024 px), landmark subset, focal length or depth scale. MediaPipe's depth keeps
-  more of it: the joint fit reads pitch with slope 0.78-0.95 and an MAE 1.7-2.4° lower
-  than PnP's on the six rendered sets; on centred faces through 5-70° lenses the two
-  MAEs are close (1.9-2.0 against 2.0-2.2), but PnP reads pitch 1.6-1.9° low on average
-  and the joint fit within 1.4°. Yaw and roll are unchanged (they are PnP's). Those are
-  the attention mesh's figures with ``skip_hidden``; the plain mesh's were 0.6-0.7,
-  0.73-0.86 and 1.6-2.0° on four sets. Depth is taken along the ray to the face: along
-  the ray to the ball centre the depth-only fit read pitch 0.5-6.3° low through 5-70°
-  lenses (now 0.6° at most), and on the real astronaut photo the 2D and depth-only fits
-  were 4.6° apart; now they agree within 1.2° for assumed fields of view up to 55°.
-  ``pitch_gain`` (1/slope) stays off until labelled real photos confirm a factor, and
-  so does a larger ``depth_weight`` (3 and 4 read pitch better still on the renders and
-  the scan, but over-read it through the lenses: slope 1.10-1.17).
-* **Zero pitch** is the brow point to soft-tissue chin line vertical (see
-  :mod:`loomis.face_reference`), which is within about 2° of "Frankfurt plane
-  horizontal", the "looking straight ahead" of head-pose datasets (the soft-tissue
-  facial angle averages about 90-92° with a spread of ±5-7° between people). The Loomis
-  construction itself sets the chin 0.18-0.32 u behind the brow (5-9° of pitch): the
-  procedural heads read about 6° "down" for that reason alone, which the benchmark
-  reports separately.
-* **Landmarks turned away** (``skip_hidden``) are left out of the joint fit's pitch
-  step: those whose reference surface faces away from the camera at PnP's pose. There
-  MediaPipe cannot see the skin and draws what it has learnt faces look like, which our
-  reference (MediaPipe's own reading of a face) agrees with, and other faces do not. On
-  every face independent of the reference, pitch MAE falls: the scan 4.19 → 3.86 (its
-  30-60° half 4.87 → 4.25), the scan over a head 3.48 → 3.23, the procedural heads
-  4.51 → 4.28, the training scenes 4.68 → 4.49. The faces with the reference's geometry
-  read the same or a little worse: the re-rendered astronaut 2.34 → 2.45, the lens sets
-  0.2-0.3° (slope 1.06-1.08 → 1.09-1.11). Yaw and roll move by 0.04° at most.
-* **Landmark model** (``refine_landmarks``) is MediaPipe's attention mesh, for 1-2 ms
-  more than the plain mesh. It was left off while every test face had either the
-  reference's geometry or the procedural heads' (summed MAE 3% lower, no clear winner).
-  Gradio's 3D scan of a real person (``--scan``) is the first face independent of both,
-  in geometry and in skin, and there it is better on every axis: MAE yaw / pitch / roll
-  2.9 / 5.0 / 1.9 → 2.0 / 4.2 / 1.5 bare, 2.6 / 4.2 / 1.6 → 2.1 / 3.5 / 1.5 over a
-  procedural head (200 poses each, before ``skip_hidden``). It also reads the
-  procedural heads' yaw 0.3-0.7° better and the astronaut face's pitch up to 1.3°
-  better. What it costs: pitch through the ``--lens`` set is over-read (slope
-  1.06-1.08, 0.3-0.6° worse), and on the two real photos at hand (the astronaut,
-  matplotlib's Grace Hopper) roll follows an in-plane turn less closely (0.34-0.52° off
-  on average, against 0.16-0.17°), while mirrored yaw sums to −0.4 and 1.4° instead of
-  −2.8 and 0.5°.
-* **Mirror averaging** (``mirror_average``, photos only) stays off. MediaPipe is not
-  mirror-symmetric: mirroring the astronaut photo moves its yaw by 2.8° more than a sign
-  flip with the plain mesh (0.4° with the attention mesh, which is 1.4° off on Grace
-  Hopper). Averaging the upright pass's landmarks with those of its mirror image
-  (re-indexed through the reference's left/right pairs) makes yaw and roll flip exactly
-  (sums within 0.1° on both real photos) and, measured with the plain mesh, lowers the
-  summed MAE over the benchmark's eight rendered sets by 5% (roll 0.03-0.24° better on
-  every set, yaw on seven of eight; pitch up to 0.5° better on four and 0.01-0.23° worse
-  on the others), for one more MediaPipe pass: 6 ms, a single 640×480 photo drawn in 30
-  instead of 24 ms. Real photos decide whether that is worth it.
-* **Focal length**: solving with 30°, 50°, 55° or 75° instead of the renders' true field
-  of view moves the mean errors by 1-2°, with no single value best on every set; the
-  angles are relative to the line of sight, so the guess matters little.
-
-* **Upside-down faces** (``upside_down``, photos only). MediaPipe reads faces within
-  about ±110° of upright. Beyond that it finds none, or worse, reads the face as an
-  upright one: the astronaut turned by 180° reads roll −5°, pitch −22°. The upright
-  pass's crop is given quarter turns when MediaPipe's face detector scores one clearly
-  higher than the crop (:meth:`PoseEstimator._quarter_turns`), and a picture where
-  nothing else found a face is read again turned by 180° (:meth:`_landmarks_turned`).
-  On the two real photos turned by 0-340° in 20° steps, 23 of 36 turns read within 2°
-  before and 35 now (the astronaut turned by 240°, found only in a tile of the picture,
-  reads 8° off). On 730 renders of seven sets turned by 180°, wrong rolls (off by more
-  than 20°) went from 675 to 96 and missed faces from 54 to 12; upright, the same
-  renders read exactly as before. It costs one detector call per photo: a 640×480
-  photo's pose takes 19.8 instead of 17.3 ms.
+Around the landmarker, for photos: small faces are found with OpenCV's Haar cascades and
+read on a crop; each face is read again on a crop turned upright (MediaPipe is most
+accurate there); the bundled face detector tells an upright face from one misread upside
+down; a picture with no face is tried turned by 180°; several faces are kept, each once.
+For video, a :class:`~loomis.smoothing.PoseTracker` per stream steadies each face's angles,
+position and scale (One-Euro filters), so the construction holds still on a still head
+and follows a turning one.
 
 Bad input is rejected at the boundary by :func:`loomis.imageio.load_image`; images larger
 than ``max_side`` are downscaled for detection only (landmarks are scaled back).
@@ -122,33 +41,52 @@ from __future__ import annotations
 import functools
 import math
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from PIL import Image
 
 from loomis.camera import Camera, HeadPose, angles_from_matrix, cross, rotation_matrix
 from loomis.face_reference import N_LANDMARKS, FaceReference, load_reference, outward_normals
 from loomis.imageio import ImageLike, load_image
+from loomis.landmarker import FaceReading, Landmarker
 
 __all__ = ["PoseConfig", "FacePose", "PoseResult", "PoseEstimator", "NoFaceError",
-           "estimate_poses", "BALL_RADIUS_U"]
+           "estimate_poses", "BALL_RADIUS_U", "METHODS"]
 
 #: Loomis ball radius in units of u (loomis-geometry.md: R ≈ 1.4u). The construction in
 #: loomis.head uses its own LoomisProportions; pass its ``ball_radius`` to PoseConfig if
 #: it differs, so the fitted ball centre is the one that gets drawn.
 BALL_RADIUS_U = 1.4
 
-#: A crop made upright by the first reading that MediaPipe's face detector scores below
-#: this is checked in its other three quarter turns, and turned to the best one if that
-#: scores more than QUARTER_TURN_MARGIN higher (see PoseEstimator._quarter_turns).
+METHODS = ("matrix", "matrix_joint", "joint", "pnp", "procrustes")
+
+#: How far MediaPipe's canonical face leans forward from the reference's zero pitch, by the
+#: reference's own definition (brow point straight above the soft-tissue chin) applied to
+#: the canonical mesh in face_landmarker.task (tests/test_landmarker.py measures it).
+CANONICAL_TILT_DEG = 0.93
+
+#: A crop made upright by the first reading that the face detector scores below this is
+#: checked in its other three quarter turns, and turned to the best one if that scores
+#: more than QUARTER_TURN_MARGIN higher (see PoseEstimator._quarter_turns).
 FACE_SCORE_UPRIGHT = 0.75
 QUARTER_TURN_MARGIN = 0.15
 
 # OpenCV's camera frame (x right, y down, z forward) → ours (x right, y up, z backward)
 _CV_TO_OURS = np.diag([1.0, -1.0, -1.0])
+
+
+def _canonical_to_loomis() -> np.ndarray:
+    """Rotation taking the reference's (Loomis) head frame into the canonical face's: the
+    canonical face's "up" leans CANONICAL_TILT_DEG towards the viewer."""
+    t = math.radians(CANONICAL_TILT_DEG)
+    y = np.array([0.0, math.cos(t), math.sin(t)])
+    return np.column_stack([[1.0, 0.0, 0.0], y, np.cross([1.0, 0.0, 0.0], y)])
+
+
+_LOOMIS_IN_CANONICAL = _canonical_to_loomis()
 
 
 class NoFaceError(ValueError):
@@ -165,25 +103,23 @@ class PoseConfig:
     # wider one, and the focal length grows until the nearest face is this far away: a
     # tight crop of a face would otherwise be drawn with a close-up's perspective.
     min_distance: float = 5.5
-    method: Literal["joint", "pnp", "procrustes"] = "joint"
+    method: Literal["matrix", "matrix_joint", "joint", "pnp", "procrustes"] = "matrix"
+    # video frames: read whole, with no centred crop, where the matrix's pitch is biased
+    # (docs/pose.md); one landmark reading per frame keeps within the frame budget
+    stream_method: Literal["matrix", "matrix_joint", "joint", "pnp", "procrustes"] = "joint"
     depth_weight: float = 1.0          # "joint": MediaPipe's depth against the 2D landmarks
     min_face_px: int = 32              # narrower faces are reported as too small
     max_side: int = 1280               # detection runs on images at most this large
     min_detection_confidence: float = 0.5
-    refine_landmarks: bool = True      # MediaPipe's attention mesh (see module doc)
     ball_radius: float = BALL_RADIUS_U
-    depth_scale: float = 1.0           # stretch of the reference's depth (see module doc)
+    depth_scale: float = 1.0           # stretch of the reference's depth
     contour_landmarks: bool = False    # fit the face outline too (it slides; see FaceReference)
     find_small_faces: bool = True      # photos only: look again with a Haar detector
     upright_pass: bool = True          # photos only: landmarks again on an upright crop
     upside_down: bool = True           # photos only: faces turned past ±110° too
-    mirror_average: bool = False       # upright pass: average with its mirror (module doc)
+    mirror_average: bool = False       # upright pass: average with the mirror image's reading
     skip_hidden: bool = True           # "joint": no landmarks turned away in the pitch step
-    # MediaPipe's landmarks move less than the face when it pitches: on renders at known
-    # poses the fitted pitch is ~0.8-0.9x the true one with "joint", ~0.6x with "pnp"
-    # (benchmarks/pose_accuracy.py reports the slope). Left at 1 until labelled real
-    # photos confirm a factor; 1/slope fixes it.
-    pitch_gain: float = 1.0
+    pitch_gain: float = 1.0            # multiplies the pitch read (1/slope, if one is measured)
 
     def __post_init__(self) -> None:
         if self.max_faces < 1:
@@ -192,9 +128,10 @@ class PoseConfig:
             raise ValueError(f"fov_deg must be in (1, 150), got {self.fov_deg}")
         if not self.min_distance >= 0.0:
             raise ValueError(f"min_distance must be at least 0 Loomis units, got {self.min_distance}")
-        if self.method not in ("joint", "pnp", "procrustes"):
-            raise ValueError("method must be 'joint', 'pnp' or 'procrustes', "
-                             f"got {self.method!r}")
+        for name in ("method", "stream_method"):
+            if getattr(self, name) not in METHODS:
+                raise ValueError(f"{name} must be one of {METHODS}, "
+                                 f"got {getattr(self, name)!r}")
         if not self.depth_weight >= 0.0:
             raise ValueError(f"depth_weight must be at least 0, got {self.depth_weight}")
         if self.max_side < 64:
@@ -260,32 +197,64 @@ class PoseResult:
             f"fifth of the picture wide")
 
 
+@dataclass(frozen=True)
+class _Mesh:
+    """One face's reading, moved into the picture's pixels: the landmarks (468, 3: x, y
+    down, depth + nearer) and the matrix's rotation relative to the line of sight, in the
+    Loomis frame (``rel``: the head frame → a camera aimed at the face)."""
+
+    pts: np.ndarray
+    rel: np.ndarray
+
+    @staticmethod
+    def of(reading: FaceReading) -> "_Mesh":
+        m = reading.matrix
+        # MediaPipe's camera frame is ours (x right, y up, z backward); the translation is
+        # the ray to the canonical face's origin, inside the head like the ball centre
+        rel = _ray_rotation(m[:3, 3]).T @ _orthonormal(m[:3, :3]) @ _LOOMIS_IN_CANONICAL
+        return _Mesh(reading.points[:N_LANDMARKS].copy(), rel)
+
+    def warped_back(self, m: np.ndarray) -> "_Mesh":
+        """The reading of a crop made from the picture by the 2×3 affine ``m`` (a turn
+        and a shift, y down), in the picture's pixels and orientation."""
+        import cv2
+
+        inv = cv2.invertAffineTransform(m)
+        pts = np.column_stack([self.pts[:, :2] @ inv[:, :2].T + inv[:, 2], self.pts[:, 2]])
+        # the crop shows the picture turned counter-clockwise by beta: turn the head back
+        beta = math.atan2(-m[1, 0], m[0, 0])
+        c, s = math.cos(-beta), math.sin(-beta)
+        turn = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+        return _Mesh(pts, turn @ self.rel)
+
+    def shifted(self, dx: float, dy: float) -> "_Mesh":
+        return _Mesh(self.pts + np.array([dx, dy, 0.0]), self.rel)
+
+
+def _orthonormal(rot: np.ndarray) -> np.ndarray:
+    """The nearest rotation (the matrix carries the canonical face's scale)."""
+    u, _, vt = np.linalg.svd(rot)
+    return u @ np.diag([1.0, 1.0, np.linalg.det(u @ vt)]) @ vt
+
+
 class PoseEstimator:
-    """Landmarks + pose fit, with one MediaPipe FaceMesh reused across calls.
+    """Landmarks + pose, with one Face Landmarker reused across calls.
 
-    ``static_image_mode=True`` treats every call as an unrelated photo (detection each
-    time); ``False`` is for a video stream: MediaPipe tracks the face from frame to frame,
-    which is several times faster, so use one estimator per stream.
+    ``static_image_mode=True`` treats every call as an unrelated photo; ``False`` is for a
+    video stream: the landmarker tracks faces from frame to frame (VIDEO mode, faster).
+    Smoothing belongs to each stream: a :class:`loomis.smoothing.PoseTracker` per stream.
 
-    Thread safety: MediaPipe graphs are not re-entrant; calls on one estimator are
-    serialised by a lock, so sharing one between threads is safe but not parallel. Use
-    one estimator per thread (or per stream) for throughput.
+    Thread safety: calls on one estimator are serialised by the landmarker's lock, so
+    sharing one between threads is safe but not parallel.
     """
 
     def __init__(self, config: PoseConfig = PoseConfig(), *, static_image_mode: bool = True,
                  reference: FaceReference | None = None) -> None:
-        import mediapipe as mp
-
         self.config = config
         self.static_image_mode = static_image_mode
         self.reference = reference if reference is not None else load_reference()
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=static_image_mode, max_num_faces=config.max_faces,
-            refine_landmarks=config.refine_landmarks,
-            min_detection_confidence=config.min_detection_confidence,
-            min_tracking_confidence=0.5)
-        self._detector = None              # MediaPipe's face detector, made on first use
-        self._lock = threading.Lock()
+        self._marks = Landmarker(video=not static_image_mode, max_faces=config.max_faces,
+                                 min_confidence=config.min_detection_confidence)
         self._ref = self.reference.head_points(config.ball_radius, config.depth_scale)
         self._rigid = self.reference.fit_indices(contour=config.contour_landmarks)
         self._normals = outward_normals(self._ref)
@@ -300,42 +269,49 @@ class PoseEstimator:
         rgb = np.asarray(load_image(image))
         return self.analyse_array(rgb)
 
-    def analyse_array(self, rgb: np.ndarray) -> PoseResult:
-        """Fast path for an ``(H, W, 3)`` uint8 RGB array (a video frame): no conversion."""
+    def analyse_array(self, rgb: np.ndarray, timestamp_ms: float | None = None) -> PoseResult:
+        """Fast path for an ``(H, W, 3)`` uint8 RGB array (a video frame): no conversion.
+        In video mode ``timestamp_ms`` is the frame's time (default: now)."""
         h, w = rgb.shape[:2]
         camera = self.camera_for(w, h)
+        if not self.static_image_mode:
+            stamp = time.monotonic() * 1000.0 if timestamp_ms is None else float(timestamp_ms)
+            meshes = self._landmarks(rgb, stamp)
+            faces = [self._fit(m, camera, _box(m.pts), method=self.config.stream_method)
+                     for m in meshes]
+            faces = [f for f in faces if f.width >= self.config.min_face_px]
+            return PoseResult(_distinct(sorted(faces, key=lambda f: -f.width)), [], (w, h))
         meshes = self._landmarks(rgb)
         small: list[tuple[float, float, float, float]] = []
-        if not meshes and self.static_image_mode and self.config.find_small_faces:
+        if not meshes and self.config.find_small_faces:
             meshes, small = self._landmarks_small(rgb)
         # last, as MediaPipe also finds some upright faces turned upside down, and
         # misreads them: such a face is kept only if the face detector confirms it
         turned = False
-        if (not meshes and self.static_image_mode and self.config.upside_down
-                and self.config.upright_pass):
+        if not meshes and self.config.upside_down and self.config.upright_pass:
             meshes = self._landmarks_turned(rgb)
             turned = bool(meshes)
         faces, used = [], []
-        for pts in meshes:
-            box = _box(pts)
+        for mesh in meshes:
+            box = _box(mesh.pts)
             if box[2] - box[0] < self.config.min_face_px:
                 small.append(box)
                 continue
-            if self.static_image_mode and self.config.upright_pass:
-                # the upright crop needs only the roll and the box: PnP's will do
-                upright = self._upright_landmarks(rgb, self._fit(pts, camera, box, rough=True),
-                                                  confirm=turned)
+            if self.config.upright_pass:
+                # the upright crop needs only the roll and the box: a rough fit will do
+                upright = self._upright_landmarks(rgb, self._fit(mesh, camera, box, rough=True),
+                                                  mesh, confirm=turned)
                 if upright is None and turned:
                     continue
                 if upright is not None:
-                    pts = upright
-            faces.append(self._fit(pts, camera, _box(pts)))
-            used.append(pts)
+                    mesh = upright
+            faces.append(self._fit(mesh, camera, _box(mesh.pts)))
+            used.append(mesh)
         nearest = min((float(np.linalg.norm(f.head.position)) for f in faces), default=np.inf)
         if nearest < self.config.min_distance:
             # a picture this tight is a crop of a wider one: a longer lens, less perspective
             camera = Camera(w, h, camera.focal * self.config.min_distance / nearest)
-            faces = [self._fit(pts, camera, _box(pts)) for pts in used]
+            faces = [self._fit(mesh, camera, _box(mesh.pts)) for mesh in used]
         faces = _distinct(sorted(faces, key=lambda f: -f.width))
         small.sort(key=lambda b: -(b[2] - b[0]))
         return PoseResult(faces, small, (w, h))
@@ -345,11 +321,12 @@ class PoseEstimator:
         focal = 0.5 * max(width, height) / math.tan(math.radians(self.config.fov_deg) / 2)
         return Camera(width, height, focal)
 
+    def face_score(self, rgb: np.ndarray) -> float:
+        """The bundled face detector's best face score in an RGB array, 0 for none."""
+        return self._marks.face_score(rgb)
+
     def close(self) -> None:
-        with self._lock:
-            self._mesh.close()
-            if self._detector is not None:
-                self._detector.close()
+        self._marks.close()
 
     def __enter__(self) -> "PoseEstimator":
         return self
@@ -358,9 +335,8 @@ class PoseEstimator:
         self.close()
 
     # ------------------------------------------------------------------ landmarks
-    def _landmarks(self, rgb: np.ndarray) -> list[np.ndarray]:
-        """MediaPipe on a copy no larger than max_side: (468, 3) per face, in full-size
-        pixels, columns x, y (down) and depth (towards the camera, pixels)."""
+    def _landmarks(self, rgb: np.ndarray, timestamp_ms: float | None = None) -> list[_Mesh]:
+        """The landmarker on a copy no larger than max_side, in full-size pixels."""
         h, w = rgb.shape[:2]
         small = rgb
         factor = max(h, w) / self.config.max_side
@@ -369,37 +345,33 @@ class PoseEstimator:
 
             small = cv2.resize(rgb, (round(w / factor), round(h / factor)),
                                interpolation=cv2.INTER_AREA)
-        with self._lock:
-            res = self._mesh.process(np.ascontiguousarray(small))
+        stamp = None if timestamp_ms is None else int(timestamp_ms)
         out = []
-        for lms in res.multi_face_landmarks or []:
-            a = np.array([(p.x, p.y, p.z) for p in lms.landmark[:N_LANDMARKS]])
-            a *= np.array([w, h, -w])        # normalised → full-size pixels
-            out.append(a)
+        for reading in self._marks.read(small, stamp):
+            mesh = _Mesh.of(reading)
+            if factor > 1.0:
+                mesh.pts[:, :2] *= np.array([w / small.shape[1], h / small.shape[0]])
+                mesh.pts[:, 2] *= w / small.shape[1]
+            out.append(mesh)
         return out
 
-    def _landmarks_turned(self, rgb: np.ndarray) -> list[np.ndarray]:
+    def _landmarks_turned(self, rgb: np.ndarray) -> list[_Mesh]:
         """Landmarks of the picture turned by 180°, mapped back: MediaPipe finds no face
-        in some photos of upside-down heads (the astronaut turned by 130° or 170°) that
-        it finds once they are the right way up. Tried only after everything else found
-        nothing, and a face found this way is kept only if the face detector confirms it
-        (``confirm`` of :meth:`_upright_landmarks`): on a few renders of upright heads at
-        45-60° of yaw, where MediaPipe misses the face, it finds it in the turned picture
-        and reads it upside down."""
+        in some photos of upside-down heads that it finds once they are the right way up.
+        Tried only after everything else found nothing, and a face found this way is kept
+        only if the face detector confirms it (``confirm`` of :meth:`_upright_landmarks`):
+        MediaPipe also finds some upright turned heads in the turned picture, upside down."""
         h, w = rgb.shape[:2]
-        meshes = self._landmarks(rgb[::-1, ::-1])       # _landmarks makes it contiguous
-        for pts in meshes:
-            pts[:, 0] = w - pts[:, 0]
-            pts[:, 1] = h - pts[:, 1]
-        return meshes
+        half_turn = np.array([[-1.0, 0.0, w], [0.0, -1.0, h]])
+        return [m.warped_back(half_turn) for m in self._landmarks(rgb[::-1, ::-1])]
 
     def _landmarks_small(self, rgb: np.ndarray):
-        """Small faces: MediaPipe's detector sees the whole picture at 128 px and misses
-        faces narrower than about a sixth of it. OpenCV's Haar cascades (shipped in the
-        wheel) find small frontal and profile faces; MediaPipe then runs on a crop around
-        each candidate, which brings the face up to a size it handles. Tilted faces, which
-        the cascades miss, are looked for in overlapping half-size tiles. Returns the
-        meshes and the boxes of candidates too small for landmarks at all."""
+        """Small faces: the landmarker's detector sees the whole picture at 128 px and
+        misses faces narrower than about a sixth of it. OpenCV's Haar cascades (shipped in
+        the wheel) find small frontal and profile faces; the landmarker then runs on a
+        crop around each candidate, which brings the face up to a size it handles. Tilted
+        faces, which the cascades miss, are looked for in overlapping half-size tiles.
+        Returns the meshes and the boxes of candidates too small for landmarks at all."""
         import cv2
 
         h, w = rgb.shape[:2]
@@ -422,8 +394,16 @@ class PoseEstimator:
                     x = img.shape[1] - x - bw
                 boxes.append(np.array([x, y, bw, bh], dtype=np.float64) * factor)
         boxes.sort(key=lambda b: -b[2])
-        meshes: list[np.ndarray] = []
+        meshes: list[_Mesh] = []
         tiny: list[tuple[float, float, float, float]] = []
+
+        def add(found: list[_Mesh]) -> None:
+            for mesh in found:
+                c = mesh.pts[:, :2].mean(0)
+                if all(np.linalg.norm(c - m.pts[:, :2].mean(0)) > 0.3 * np.ptp(m.pts[:, 0])
+                       for m in meshes):
+                    meshes.append(mesh)
+
         for x, y, bw, bh in boxes[: 3 * self.config.max_faces]:
             cx, cy, half = x + bw / 2, y + bh / 2, 1.3 * max(bw, bh)
             x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
@@ -434,40 +414,28 @@ class PoseEstimator:
             found_here = self._landmarks(crop)
             if not found_here and bw < 2 * self.config.min_face_px:
                 tiny.append((float(x), float(y), float(x + bw), float(y + bh)))
-            for pts in found_here:
-                pts = pts + np.array([x0, y0, 0.0])
-                c = pts[:, :2].mean(0)
-                if all(np.linalg.norm(c - m[:, :2].mean(0)) > 0.3 * np.ptp(m[:, 0])
-                       for m in meshes):
-                    meshes.append(pts)
+            add([m.shifted(x0, y0) for m in found_here])
             if len(meshes) >= self.config.max_faces:
                 break
-        if not meshes:      # Haar misses tilted faces: MediaPipe on half-size tiles
+        if not meshes:      # Haar misses tilted faces: the landmarker on half-size tiles
             th, tw = h // 2, w // 2
             for y0 in (0, h // 4, h - th):
                 for x0 in (0, w // 4, w - tw):
-                    for pts in self._landmarks(rgb[y0:y0 + th, x0:x0 + tw]):
-                        pts = pts + np.array([x0, y0, 0.0])
-                        c = pts[:, :2].mean(0)
-                        if all(np.linalg.norm(c - m[:, :2].mean(0)) > 0.3 * np.ptp(m[:, 0])
-                               for m in meshes):
-                            meshes.append(pts)
+                    add([m.shifted(x0, y0) for m in self._landmarks(rgb[y0:y0 + th, x0:x0 + tw])])
         return meshes[: self.config.max_faces], (tiny if not meshes else [])
 
-    def _upright_landmarks(self, rgb: np.ndarray, face: FacePose, confirm: bool = False,
-                           check: bool = True) -> np.ndarray | None:
+    def _upright_landmarks(self, rgb: np.ndarray, face: FacePose, mesh: _Mesh,
+                           confirm: bool = False, check: bool = True) -> _Mesh | None:
         """Landmarks again, on a square crop around the face turned so the face is upright.
 
-        MediaPipe is most accurate on upright, well-framed faces; on a head rolled by 40°
-        its landmarks drift enough to misread roll by ~9° and yaw/pitch by a few degrees.
-        A second pass on a crop rotated by the first estimate's roll removes most of it
-        (measured in benchmarks/pose_accuracy.py). Photos only: video tracking already
-        follows the face's rotation. With ``mirror_average`` the crop's mirror image is
-        read too and the two are averaged (see the module docstring). With ``confirm``,
-        None unless the face detector sees a face in the crop clearly (a reading of the
-        picture turned by 180°, :meth:`_landmarks_turned`). ``check`` is the quarter-turn
-        check (:meth:`_quarter_turns`); when it turns the crop, the face read there gives
-        a new upright crop, read once more (MediaPipe reads best near upright)."""
+        The landmarker is most accurate on upright, well-framed faces: a second reading
+        on a crop turned by the first reading's roll removes most of what a rolled head
+        costs (``benchmarks/pose_accuracy.py``). With ``mirror_average`` the crop's mirror
+        image is read too and the two are averaged. With ``confirm``, None unless the face
+        detector sees a face in the crop clearly (a reading of the picture turned by 180°,
+        :meth:`_landmarks_turned`). ``check`` is the quarter-turn check
+        (:meth:`_quarter_turns`); when it turns the crop, the face read there gives a new
+        upright crop, read once more."""
         import cv2
 
         x0, y0, x1, y1 = face.box
@@ -487,44 +455,39 @@ class PoseEstimator:
             if turned is None:
                 return None
             # np.rot90 once takes the crop's point (x, y) to (y, side - x), in the continuous
-            # pixel coordinates of MediaPipe's landmarks (as the mirror below)
+            # pixel coordinates of the landmarks (as the mirror below)
             quarter = np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, side], [0.0, 0.0, 1.0]])
             m = (np.linalg.matrix_power(quarter, turns) @ np.vstack([m, [0.0, 0.0, 1.0]]))[:2]
-            found = _unwarp(turned, m)
+            found = turned.warped_back(m)
             return self._upright_landmarks(
-                rgb, self._fit(found, face.camera, _box(found), rough=True), check=False)
-        pts = self._central_mesh(crop)
-        if pts is None:
+                rgb, self._fit(found, face.camera, _box(found.pts), rough=True), found,
+                check=False)
+        found = self._central_mesh(crop)
+        if found is None:
             return None
         if self.config.mirror_average:
             mirrored = self._central_mesh(crop[:, ::-1])   # _landmarks makes it contiguous
             if mirrored is not None:
-                mirrored[:, 0] = side - mirrored[:, 0]
+                pts = mirrored.pts.copy()
+                pts[:, 0] = side - pts[:, 0]
+                flip = np.diag([-1.0, 1.0, 1.0])
                 # landmark i of the mirror image is landmark pair[i] of the photo
-                pts = 0.5 * (pts + mirrored[self.reference.pair])
-        return _unwarp(pts, m)
+                found = _Mesh(0.5 * (found.pts + pts[self.reference.pair]),
+                              _orthonormal(found.rel + flip @ mirrored.rel @ flip))
+        return found.warped_back(m)
 
     def _quarter_turns(self, crop: np.ndarray) -> int | None:
         """How many quarter turns (``np.rot90``) bring the face in an "upright" crop the
         right way up: 0 unless the first reading was wrong, None if no turn of the crop
         scores as a face clearly (the caller keeps the crop as it is, or drops it).
 
-        On a face turned past about ±110° MediaPipe's mesh can come back as an upright
-        face, misread (the astronaut turned by 180° reads roll −5°, pitch −22°), and
-        nothing in the mesh or the fit tells: such a reading often fits the reference
-        better than a right one. MediaPipe's face detector tells, roughly: it scores
-        most faces the right way up 0.75-0.95, and a crop made from a wrong reading
-        lower. So when it scores the crop below FACE_SCORE_UPRIGHT, the crop's three
-        other quarter turns are scored too, and the best one is taken if it wins by more
-        than QUARTER_TURN_MARGIN. MediaPipe's mesh reads faces within ±110° of upright,
-        so a turn only has to land the face within that.
-
-        The thresholds come from 1088 crops: the benchmark's rendered sets and the scan,
-        upright and turned by 180°, and the two real photos in four versions turned in
-        10° steps. Of the 605 crops whose first reading had the face the right way up,
-        6% score below 0.75 and 2 are turned, both by 90° (their first reading was
-        already 60-90° off); 435 of the 483 crops made upside down are turned. Costs
-        one detector call per photo (2.5 ms), four when the first scores low."""
+        On a face turned past about ±110° the landmarker can come back with an upright
+        face, misread, and nothing in the mesh or the fit tells. The bundled face detector
+        tells, roughly: it scores most faces the right way up 0.75-0.95, and a crop made
+        from a wrong reading lower. So when it scores the crop below FACE_SCORE_UPRIGHT,
+        the crop's three other quarter turns are scored too, and the best one is taken if
+        it wins by more than QUARTER_TURN_MARGIN. Costs one detector call per photo, four
+        when the first scores low."""
         import cv2
 
         small = cv2.resize(crop, (128, 128), interpolation=cv2.INTER_AREA)
@@ -535,67 +498,91 @@ class PoseEstimator:
         best = int(np.argmax(scores))
         return best if scores[best] - scores[0] > QUARTER_TURN_MARGIN else None
 
-    def face_score(self, rgb: np.ndarray) -> float:
-        """MediaPipe's short-range face detector: the best face score, 0 for none."""
-        with self._lock:
-            if self._detector is None:
-                import mediapipe as mp
-
-                # a low threshold, so that weak faces still get their score
-                self._detector = mp.solutions.face_detection.FaceDetection(
-                    model_selection=0, min_detection_confidence=0.01)
-            res = self._detector.process(np.ascontiguousarray(rgb))
-        return max((d.score[0] for d in res.detections or []), default=0.0)
-
-    def _central_mesh(self, crop: np.ndarray) -> np.ndarray | None:
-        """The landmarks of the face nearest the centre of a crop made around it."""
+    def _central_mesh(self, crop: np.ndarray) -> _Mesh | None:
+        """The reading of the face nearest the centre of a crop made around it."""
         meshes = self._landmarks(crop)
         if not meshes:
             return None
         centre = np.array(crop.shape[1::-1]) / 2.0
-        return min(meshes, key=lambda a: np.linalg.norm(a[:, :2].mean(0) - centre))
+        return min(meshes, key=lambda m: np.linalg.norm(m.pts[:, :2].mean(0) - centre))
 
     # ------------------------------------------------------------------ the fit
-    def _fit(self, pts: np.ndarray, camera: Camera, box, rough: bool = False) -> FacePose:
-        """The pose from one face's landmarks. ``rough`` stops "joint" at its PnP start:
-        the joint step turns the head about its pitch axis only, so the roll is the same
-        to within 0.004° (the line of sight moves a little with the position), which is
-        all the upright crop needs; it saves 2 ms of a photo's 20."""
+    def _fit(self, mesh: _Mesh, camera: Camera, box, rough: bool = False,
+             method: str | None = None) -> FacePose:
+        """The pose from one face's reading, by ``method`` (default: the config's).
+        ``rough`` (all the upright crop needs: the roll and the box) skips the
+        refinements: the matrix as read, or PnP's fit."""
+        pts = mesh.pts
+        method = method or self.config.method
         rot, pos = _fit_weak(pts, self._ref, self._rigid, camera)
-        if self.config.method in ("joint", "pnp"):
-            rot, pos = _fit_pnp(pts[:, :2], self._ref, self._rigid, camera, rot, pos)
-        if self.config.method == "joint" and not rough:
-            idx = self._facing(rot, pos) if self.config.skip_hidden else self._rigid
-            rot, pos = _fit_joint(pts, self._ref, idx, camera, rot, pos,
-                                  self.config.depth_weight)
+        if method.startswith("matrix"):
+            for _ in range(2):           # the line of sight follows the position
+                rot = _ray_rotation(pos) @ mesh.rel
+                placed = _fit_position(pts[:, :2], self._ref, self._rigid, camera, rot)
+                if placed[2] < 0:        # in front of the camera (else keep the weak fit's)
+                    pos = placed
+            if method == "matrix_joint" and not rough:
+                rot, pos = _fit_joint(pts, self._ref, self._facing(rot, pos), camera, rot,
+                                      pos, self.config.depth_weight)
+        else:
+            if method in ("joint", "pnp"):
+                rot, pos = _fit_pnp(pts[:, :2], self._ref, self._rigid, camera, rot, pos)
+            if method == "joint" and not rough:
+                idx = self._facing(rot, pos) if self.config.skip_hidden else self._rigid
+                rot, pos = _fit_joint(pts, self._ref, idx, camera, rot, pos,
+                                      self.config.depth_weight)
         # the reported angles are relative to the line of sight (see FacePose)
         ray = _ray_rotation(pos)
         yaw, pitch, roll = angles_from_matrix(ray.T @ rot)
         if self.config.pitch_gain != 1.0:
             pitch = float(np.clip(pitch * self.config.pitch_gain, -89.0, 89.0))
             rot = ray @ rotation_matrix(yaw, pitch, roll)
-        head = HeadPose(*angles_from_matrix(rot), scale=1.0, position=tuple(map(float, pos)))
-        proj = camera.project(head.to_camera(self._ref[self._rigid]))
-        u_px = camera.focal / -pos[2]
-        err = float(np.sqrt(((proj - pts[self._rigid, :2]) ** 2).sum(1).mean()) / u_px)
-        return FacePose(yaw, pitch, roll, head, camera,
-                        landmarks=pts[:, :2].copy(), depth=pts[:, 2].copy(), box=box,
-                        u_pixels=float(u_px), fit_error=err)
+        return _face_pose(yaw, pitch, roll, rot, pos, camera, pts, box,
+                          self._ref, self._rigid)
 
     def _facing(self, rot: np.ndarray, pos: np.ndarray) -> np.ndarray:
         """The fit's landmarks whose reference surface faces the camera at this pose.
 
-        Where the face turns away, MediaPipe cannot see the skin and draws its landmarks
-        from what it has learnt faces look like; our reference is MediaPipe's own reading
-        of a face, so those guesses agree with it, and with nobody else's face. On the
-        faces independent of the reference they pull the joint fit's pitch towards the
-        reference's (``skip_hidden``; see the module docstring). Keeps them all if fewer
-        than 40 would be left."""
+        Where the face turns away, the landmarker cannot see the skin and draws its
+        landmarks from what it has learnt faces look like; our reference is MediaPipe's own
+        reading of a face, so those guesses agree with it, and with nobody else's face.
+        Keeps them all if fewer than 40 would be left."""
         idx = self._rigid
         q = self._ref[idx] @ rot.T + pos
         towards_camera = -q / np.linalg.norm(q, axis=1, keepdims=True)
         facing = np.einsum("ij,ij->i", self._normals[idx] @ rot.T, towards_camera) > 0.0
         return idx[facing] if facing.sum() >= 40 else idx
+
+
+def _face_pose(yaw: float, pitch: float, roll: float, rot: np.ndarray, pos: np.ndarray,
+               camera: Camera, pts: np.ndarray, box, ref: np.ndarray,
+               rigid: np.ndarray) -> FacePose:
+    """A FacePose from a solved rotation and position, with its reprojection error."""
+    head = HeadPose(*angles_from_matrix(rot), scale=1.0, position=tuple(map(float, pos)))
+    proj = camera.project(head.to_camera(ref[rigid]))
+    u_px = camera.focal / -pos[2]
+    err = float(np.sqrt(((proj - pts[rigid, :2]) ** 2).sum(1).mean()) / u_px)
+    return FacePose(yaw, pitch, roll, head, camera, landmarks=pts[:, :2].copy(),
+                    depth=pts[:, 2].copy(), box=box, u_pixels=float(u_px), fit_error=err)
+
+
+def _fit_position(pts2d: np.ndarray, ref: np.ndarray, idx: np.ndarray, camera: Camera,
+                  rot: np.ndarray) -> np.ndarray:
+    """The ball centre that best projects the rotated reference onto the landmarks, the
+    rotation held: linear least squares (each projection equation times the depth)."""
+    a = ref[idx] @ rot.T
+    f = camera.focal
+    cx, cy = camera.principal_point
+    dx, dy = pts2d[idx, 0] - cx, pts2d[idx, 1] - cy
+    n = len(idx)
+    # x: dx·(−(a_z + p_z)) = f·(a_x + p_x);  y (down): dy·(−(a_z + p_z)) = −f·(a_y + p_y)
+    lhs = np.zeros((2 * n, 3))
+    lhs[:n, 0] = f
+    lhs[:n, 2] = dx
+    lhs[n:, 1] = -f
+    lhs[n:, 2] = dy
+    rhs = np.concatenate([-dx * a[:, 2] - f * a[:, 0], -dy * a[:, 2] + f * a[:, 1]])
+    return np.linalg.lstsq(lhs, rhs, rcond=None)[0]
 
 
 @functools.lru_cache(maxsize=4)
@@ -612,14 +599,6 @@ def _cascade_cached(name: str, thread: int):
 def _cascade(name: str):
     """One loaded cascade per thread (a CascadeClassifier is not safe to share)."""
     return _cascade_cached(name, threading.get_ident())
-
-
-def _unwarp(pts: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """Landmarks read in a crop made by the affine ``m``, back in the picture."""
-    import cv2
-
-    inv = cv2.invertAffineTransform(m)
-    return np.column_stack([pts[:, :2] @ inv[:, :2].T + inv[:, 2], pts[:, 2]])
 
 
 def _distinct(faces: list[FacePose], overlap: float = 0.5) -> list[FacePose]:

@@ -11,7 +11,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 @pytest.fixture(scope="session")
 def estimator():
-    """One photo-mode PoseEstimator for the whole run (its FaceMesh is slow to build)."""
+    """One photo-mode PoseEstimator for the whole run (its Face Landmarker is slow to build)."""
     from loomis.pose import PoseEstimator
 
     with PoseEstimator() as est:

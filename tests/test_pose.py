@@ -11,7 +11,7 @@ from PIL import Image
 from loomis.camera import angles_from_matrix
 from loomis.face_reference import load_reference
 from loomis.imageio import ImageError
-from loomis.pose import FacePose, NoFaceError, PoseConfig, PoseEstimator, estimate_poses
+from loomis.pose import METHODS, FacePose, NoFaceError, PoseConfig, PoseEstimator, estimate_poses
 
 pytest.importorskip("skimage.data")  # the astronaut photo (conftest) comes from it
 
@@ -204,30 +204,27 @@ def test_other_fit_methods_agree_with_the_joint_fit(astronaut, base, method):
     assert abs(faces[0].yaw - base.yaw) < 5 and abs(faces[0].pitch - base.pitch) < 6
 
 
-def test_the_plain_mesh_gives_the_same_landmarks_and_a_close_pose(astronaut, base):
-    # the default is MediaPipe's attention mesh, which returns 478 points (its irises
-    # last); the fit takes the same 468 as the plain mesh's and reads the same face
-    assert PoseConfig().refine_landmarks
-    face = estimate_poses(astronaut, PoseConfig(refine_landmarks=False))[0]
+@pytest.mark.parametrize("method", [m for m in METHODS if m != PoseConfig().method])
+def test_every_method_reads_the_same_face_close_to_the_default(astronaut, base, method):
+    # the landmarker returns 478 points (its irises last); every fit takes the same 468
+    face = estimate_poses(astronaut, PoseConfig(method=method))[0]
     assert face.landmarks.shape == base.landmarks.shape == (468, 2)
     assert np.abs(face.landmarks - base.landmarks).mean() < 0.01 * base.width
     for axis in ("yaw", "pitch", "roll"):
-        assert abs(getattr(face, axis) - getattr(base, axis)) < 2.0, axis
+        assert abs(getattr(face, axis) - getattr(base, axis)) < 3.0, axis
 
 
-@pytest.mark.parametrize("refine, pitch_change", [(False, 0.3), (True, 1.0)])
+@pytest.mark.parametrize("method", ["matrix", "joint"])
 def test_mirror_averaging_makes_a_mirrored_photo_read_as_the_mirrored_pose(
-        astronaut, base, refine, pitch_change):
-    # MediaPipe alone is not mirror-symmetric (on this photo the plain mesh's mirrored yaw
-    # is 2.8° off a sign flip); averaged with its mirror image, the landmarks give an
-    # exact flip of yaw and roll. Pitch should not move: 0.16° with the plain mesh; with
-    # the attention mesh (the default) 0.6°, where it moves 0.8° without averaging.
-    config = PoseConfig(mirror_average=True, refine_landmarks=refine)
+        astronaut, base, method):
+    # averaged with its mirror image's, a reading flips yaw and roll exactly and keeps
+    # pitch, and stays close to the plain reading
+    config = PoseConfig(mirror_average=True, method=method)
     with PoseEstimator(config) as est:
         face = est.estimate(astronaut)[0]
         flipped = est.estimate(astronaut.transpose(Image.Transpose.FLIP_LEFT_RIGHT))[0]
-    assert abs(face.yaw + flipped.yaw) < 0.2 and abs(face.roll + flipped.roll) < 0.2
-    assert abs(face.pitch - flipped.pitch) < pitch_change
+    assert abs(face.yaw + flipped.yaw) < 0.5 and abs(face.roll + flipped.roll) < 0.5
+    assert abs(face.pitch - flipped.pitch) < 0.5
     assert abs(face.yaw - base.yaw) < 2.5 and abs(face.pitch - base.pitch) < 2.0
     assert face.fit_error < 1.5 * base.fit_error
 

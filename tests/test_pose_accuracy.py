@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from loomis import sample_data
+from loomis.pose import PoseConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "pose_accuracy.py"
@@ -95,10 +96,10 @@ def test_a_malformed_labels_file_stops_with_what_to_fix(tmp_path, header, messag
 
 def test_the_joint_fit_reads_pitch_that_2d_landmarks_squeeze(tmp_path):
     """The astronaut's face re-rendered at 40 known poses (|yaw| ≤ 60°, |pitch| ≤ 30°),
-    and centred at 10 poses through each of four lenses (5° to 70°): MediaPipe's 2D
-    landmarks alone read pitch 0.75 of the truth over the wide range and 1.5-1.9° low on
-    centred faces; with its depth as well (the default "joint" fit) the estimate follows
-    the true pitch, and yaw and roll stay the 2D fit's."""
+    and centred at 10 poses through each of four lenses (5° to 70°): the landmarks' 2D
+    positions alone ("pnp") read pitch 0.77 of the truth over the wide range and about a
+    degree low on centred faces; with their depth as well (the "joint" fit, the webcam's)
+    the estimate follows the true pitch, and yaw and roll stay the 2D fit's."""
     pytest.importorskip("skimage.data")
     out, figure = tmp_path / "result.json", tmp_path / "estimates.png"
     proc = subprocess.run([sys.executable, str(SCRIPT), "--methods", "joint,pnp",
@@ -112,20 +113,18 @@ def test_the_joint_fit_reads_pitch_that_2d_landmarks_squeeze(tmp_path):
              for lens, joint in result["joint"]["lens"].items()]
     assert [name for name, *_ in sets] == ["rerender", "5°", "20°", "50°", "70°"]
     for name, joint, pnp in sets:
-        assert joint["n"] == pnp["n"] == (40 if name == "rerender" else 10), name
+        # the re-rendered face is a bare mask: at 50-60° of yaw a few are not found
+        assert joint["n"] == pnp["n"] >= (36 if name == "rerender" else 10), name
         assert joint["slope_pitch"] - pnp["slope_pitch"] > 0.1, name
         assert abs(joint["mae_yaw"] - pnp["mae_yaw"]) < 0.3, name
         assert abs(joint["mae_roll"] - pnp["mae_roll"]) < 0.3, name
     rerender, lenses = sets[0], sets[1:]
-    assert rerender[1]["mae_pitch"] < rerender[2]["mae_pitch"] - 1.0     # 2.5 against 4.1
-    # centred faces: the 2D fit's offset is gone and no squeeze is left. The attention
-    # mesh over-reads pitch a little here, and more without the landmarks turned away
-    # (skip_hidden): slope 1.09-1.11 over 30 poses per lens. The face here has the
-    # reference's geometry, so those landmarks' guessed depth fits it; joint and 2D
-    # fits then read about the same MAE (1.9-2.0 against 2.0-2.2 over 30 poses).
+    assert rerender[1]["mae_pitch"] < rerender[2]["mae_pitch"] - 1.0     # 1.8 against 3.6
+    # centred faces: the 2D fit reads pitch about a degree low (-1.0 to -1.3 over 10
+    # poses per lens); the joint fit's offset is within 1.5° and no squeeze is left
     for name, joint, pnp in lenses:
         assert joint["mae_pitch"] < pnp["mae_pitch"] + 0.3, name
-        assert pnp["bias_pitch"] < -1.0 and abs(joint["bias_pitch"]) < 1.5, name
+        assert pnp["bias_pitch"] < -0.5 and abs(joint["bias_pitch"]) < 1.5, name
         assert 0.9 < joint["slope_pitch"] < 1.15, name
     # the figure: a row of yaw, pitch and roll panels for each of the two sets
     with Image.open(figure) as png:
@@ -138,16 +137,13 @@ def test_the_joint_fit_reads_pitch_that_2d_landmarks_squeeze(tmp_path):
         assert all(abs(a) < 10 for a in sym["estimate"]), name      # both near-frontal
         assert abs(sym["mirror_yaw_sum"]) < 3 and abs(sym["mirror_roll_sum"]) < 2, name
         assert abs(sym["mirror_pitch_diff"]) < 2, name
-        # roll follows a turn of the photo to within 0.8° (astronaut) and 1.1° (Hopper)
-        # with the attention mesh, 0.3° and 0.4° with the plain one (the scanned face
-        # says the attention mesh reads roll better nonetheless: module doc of loomis.pose)
+        # roll follows a turn of the photo to within 0.22° and 0.31° at most (joint fit)
         assert sym["rotation_roll_error_max_abs"] < 1.5, name
         assert sym["rotation_roll_error_mean_abs"] < 0.8, name
         assert sym["rotation_yaw_change_mean_abs"] < 1.5, name
         assert sym["rotation_pitch_change_mean_abs"] < 2.0, name
-        # turned by 100-260°, the faces read the right way up (2 of 9 with
-        # PoseConfig.upside_down off); MediaPipe finds the astronaut turned by 240° only
-        # in a tile of the picture, and that reading stays off
+        # turned by 100-260°, the faces read the right way up (9 of 9 each; few with
+        # PoseConfig.upside_down off)
         assert sym["upside_down_turns"] == 9, name
         assert sym["upside_down_read_within_5"] >= 8, name
 
@@ -156,7 +152,8 @@ def test_a_scanned_real_face_reads_within_the_goal_at_known_poses(tmp_path):
     """Gradio's 3D scan of a real face, the one geometry and skin independent of both the
     reference and the procedural heads, rendered at 16 known poses (|yaw| ≤ 60°) bare
     and over a procedural head: every face is found and the default fit stays within the
-    issue's 5° per axis (on 200 poses it reads 1.8 / 3.7 / 1.5° bare, yaw / pitch / roll)."""
+    issue's 5° per axis (on 200 poses the default reads 3.5 / 3.8 / 0.9° bare, yaw / pitch /
+    roll: docs/pose.md)."""
     sys.path.insert(0, str(SCRIPT.parent))
     import pose_accuracy
 
@@ -172,11 +169,12 @@ def test_a_scanned_real_face_reads_within_the_goal_at_known_poses(tmp_path):
     assert normals[head[:, 2] > 1.2, 2].mean() > 0.5
 
     out = tmp_path / "result.json"
-    proc = subprocess.run([sys.executable, str(SCRIPT), "--methods", "joint", "--rerender", "0",
+    default = PoseConfig().method
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--methods", default, "--rerender", "0",
                            "--scan", "16", "--scan-headed", "8", "--save", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(out.read_text())["joint"]
+    result = json.loads(out.read_text())[default]
     for name, n in (("scan", 16), ("scan_headed", 8)):
         within = result[name]["by_yaw"]["|yaw| 0-60"]
         assert result[name]["n"] + result[name]["missed"] == n, name

@@ -152,7 +152,10 @@ def test_beats_its_untrained_twin(folder, batch, astronaut, grace_hopper):
             dist[k] += l1(v.crop(box), photo.crop(box)) / 2
         face = {k: estimator.face_score(np.asarray(v)) for k, v in made.items()}
         assert face["trained"] > face["untrained"] + 0.3, (folder.name, face)
-    assert dist["trained"] < dist["untrained"] - 0.01, (folder.name, dist)
+    # pix2pix is trained to give back the photo (L1 to it); CycleGAN, unpaired, only a
+    # photo of some face, so it need only be nearer than its twin
+    margin = 0.01 if folder.name.startswith("pix2pix") else 0.0
+    assert dist["trained"] < dist["untrained"] - margin, (folder.name, dist)
 
 
 def test_the_fit_draws_real_faces_nearer_the_engine_than_the_pix2pix_drawing(astronaut,
