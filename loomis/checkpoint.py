@@ -12,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+
+from .files import atomic_write
 
 __all__ = ["save_state", "load_state", "atomic_write", "hash_weights"]
 
@@ -62,24 +63,6 @@ def _decode(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
         if "$d" in obj:
             return {_decode(k, tensors): _decode(v, tensors) for k, v in obj["$d"]}
     return obj
-
-
-def atomic_write(path: str | os.PathLike, write) -> Path:
-    """Call ``write(tmp_path)`` then move the finished file onto ``path`` in one rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def hash_weights(module: torch.nn.Module, h=None):

@@ -25,8 +25,10 @@ import torch
 from PIL import Image
 
 from .checkpoint import atomic_write, hash_weights
-from .imageio import ImageLike, load_image, to_image, to_tensor
+from .imageio import ImageLike
 from .nets import Generator
+from .runtime import (cache_dir, mirror_setting, mirror_union, pad_to_square, prune_cache,
+                      translate)
 
 __all__ = ["Translator", "pad_to_square", "available_runtimes", "export_onnx", "onnx_session"]
 
@@ -91,41 +93,6 @@ def _weights_digest(generator: Generator) -> str:
     return hash_weights(generator, h).hexdigest()[:20]
 
 
-def _cache_dir() -> Path:
-    root = os.environ.get("LOOMIS_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "loomis")
-    return Path(root) / "onnx"
-
-
-#: The export cache keeps the most recently used graphs up to this size
-#: (``$LOOMIS_CACHE_MAX_MB`` overrides it): one U-Net of ngf 64 is 218 MB, and every new
-#: set of weights (each training run's generator, each randomly initialised benchmark
-#: network) adds a file.
-CACHE_MAX_MB = 2048
-
-
-def _prune_cache(used: Path) -> None:
-    """Mark ``used`` as just used and delete the least recently used exports until the
-    cache fits its limit (``used`` itself is always kept)."""
-    folder = _cache_dir()
-    if used.parent != folder:
-        return
-    os.utime(used)
-    limit = float(os.environ.get("LOOMIS_CACHE_MAX_MB") or CACHE_MAX_MB) * 2 ** 20
-    files = []
-    for f in folder.glob("*.onnx"):
-        try:
-            st = f.stat()
-        except FileNotFoundError:  # another process pruned it meanwhile
-            continue
-        files.append((st.st_mtime, st.st_size, f))
-    total = 0
-    for _, size, f in sorted(files, key=lambda t: t[0], reverse=True):
-        total += size
-        if total > limit and f != used:
-            f.unlink(missing_ok=True)
-
-
 def onnx_session(generator: Generator, onnx_path: str | os.PathLike | None = None):
     """An ONNX Runtime session equal to ``generator`` within :data:`ONNX_TOLERANCE`.
 
@@ -136,7 +103,7 @@ def onnx_session(generator: Generator, onnx_path: str | os.PathLike | None = Non
     """
     import onnxruntime as ort
 
-    path = Path(onnx_path) if onnx_path else _cache_dir() / f"{_weights_digest(generator)}.onnx"
+    path = Path(onnx_path) if onnx_path else cache_dir() / f"{_weights_digest(generator)}.onnx"
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
@@ -150,37 +117,17 @@ def onnx_session(generator: Generator, onnx_path: str | os.PathLike | None = Non
             continue
         if rewrite is not None:
             if onnx_path:  # a given file that does not match: use the cache instead
-                path = _cache_dir() / f"{_weights_digest(generator)}.onnx"
+                path = cache_dir() / f"{_weights_digest(generator)}.onnx"
             export_onnx(generator, path, rewrite=rewrite)
         try:
             sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
             got = sess.run(None, {sess.get_inputs()[0].name: probe.numpy()})[0]
             if got.shape == expected.shape and np.abs(got - expected).max() <= ONNX_TOLERANCE:
-                _prune_cache(path)
+                prune_cache(path)
                 return sess
         except Exception:  # unreadable or foreign graph: export afresh
             pass
     raise RuntimeError(f"ONNX Runtime output differs from torch for {path}; use runtime='torch'")
-
-
-def pad_to_square(img: Image.Image, fill: tuple[int, int, int] | None) -> tuple[Image.Image, tuple[int, int, int, int]]:
-    """Centre ``img`` on a square canvas; ``fill=None`` replicates the edge pixels (photos),
-    a colour pads with it (white for drawings). Returns the canvas and the content box."""
-    import numpy as np
-
-    w, h = img.size
-    side = max(w, h)
-    left, top = (side - w) // 2, (side - h) // 2
-    box = (left, top, left + w, top + h)
-    if w == h:
-        return img, box
-    if fill is None:
-        arr = np.asarray(img)
-        pad = ((top, side - h - top), (left, side - w - left), (0, 0))
-        return Image.fromarray(np.pad(arr, pad, mode="edge")), box
-    canvas = Image.new("RGB", (side, side), fill)
-    canvas.paste(img, (left, top))
-    return canvas, box
 
 
 class Translator:
@@ -244,28 +191,15 @@ class Translator:
         return cls(generator, device, runtime=runtime, onnx_path=onnx_path, mirror=mirror)
 
     def _mirror(self, mirror: bool | None, default: bool) -> bool:
-        if mirror and self.config.target_domain != "drawing":
-            raise ValueError("mirror=True keeps the lines of two drawings; this generator "
-                             f"makes {self.config.target_domain}s: leave mirror unset")
-        return default if mirror is None else mirror
-
-    def _pad_fill(self) -> tuple[int, int, int] | None:
-        # drawings live on white paper; photos are padded by replicating their edges
-        return (255, 255, 255) if self.config.source_domain == "drawing" else None
+        return mirror_setting(self.config, mirror, default)
 
     def __call__(self, image: ImageLike, *, keep_size: bool = True,
                  sample_dropout: bool = False, mirror: bool | None = None) -> Image.Image:
-        img = load_image(image)
-        size = self.config.image_size
-        square, box = pad_to_square(img, self._pad_fill())
-        x = to_tensor(square.resize((size, size), Image.BICUBIC)).to(self.device)
-        y = self.run(x, sample_dropout=sample_dropout, mirror=mirror)
-        out = to_image(y)
-        if not keep_size:
-            return out
-        side = square.size[0]
-        out = out.resize((side, side), Image.BICUBIC)
-        return out.crop(box)
+        def run(x: np.ndarray) -> np.ndarray:
+            y = self.run(torch.from_numpy(x).to(self.device), sample_dropout=sample_dropout,
+                         mirror=mirror)
+            return y.detach().float().cpu().numpy()
+        return translate(image, self.config, run, keep_size)
 
     @torch.no_grad()
     def run(self, x: torch.Tensor, *, sample_dropout: bool = False,
@@ -278,12 +212,12 @@ class Translator:
             # numpy around ONNX Runtime: torch's thread pool would wait for ORT's spinning
             # threads (the mirror's flips and minimum took 6 ms in torch, well under 1 here)
             a = x.detach().cpu().float().numpy()
-            if mirror:
-                a = np.concatenate([a, a[..., ::-1]])
-            y = self._session.run(None, {self._session.get_inputs()[0].name: a})[0]
-            if mirror:
-                y = np.minimum(y[:n], y[n:, ..., ::-1])   # dark lines on white: the union
-            return torch.from_numpy(y)
+            name = self._session.get_inputs()[0].name
+
+            def forward(b: np.ndarray) -> np.ndarray:
+                return self._session.run(None, {name: b})[0]
+            return torch.from_numpy(np.ascontiguousarray(
+                mirror_union(forward, a) if mirror else forward(a)))
         if not mirror:
             return self._torch_forward(x, sample_dropout)
         y = self._torch_forward(torch.cat([x, x.flip(-1)]), sample_dropout)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 from PIL import Image
 
 __all__ = ["as_float", "binarize", "line_scores", "l1", "psnr", "ssim", "image_metrics",
@@ -28,7 +27,7 @@ def as_float(img) -> np.ndarray:
     """Any supported image → float64 array in [0, 1], ``H×W`` or ``H×W×C``."""
     if isinstance(img, Image.Image):
         img = np.asarray(img.convert("RGB") if img.mode not in ("L", "RGB") else img)
-    if isinstance(img, torch.Tensor):
+    if type(img).__module__.startswith("torch"):     # a tensor (torch imported only then)
         t = img.detach().float().cpu()
         if t.dim() == 4:
             if t.shape[0] != 1:
@@ -117,7 +116,9 @@ def psnr(pred, target, max_psnr: float = 100.0) -> float:
     return max_psnr if mse <= 10 ** (-max_psnr / 10) else 10.0 * math.log10(1.0 / mse)
 
 
-def _gaussian_window(sigma: float = 1.5, truncate: float = 3.5) -> torch.Tensor:
+def _gaussian_window(sigma: float = 1.5, truncate: float = 3.5):
+    import torch
+
     radius = int(truncate * sigma + 0.5)
     x = torch.arange(-radius, radius + 1, dtype=torch.float64)
     g = torch.exp(-(x ** 2) / (2 * sigma ** 2))
@@ -128,6 +129,8 @@ def ssim(pred, target, sigma: float = 1.5) -> float:
     """Structural similarity (Wang et al. 2004) with an 11-tap Gaussian window (σ 1.5),
     K1 0.01, K2 0.03, data range 1, averaged over channels and over the pixels whose
     window lies inside the image."""
+    import torch
+
     x, y = _pair(pred, target)
     if x.ndim == 2:
         x, y = x[..., None], y[..., None]
@@ -138,7 +141,7 @@ def ssim(pred, target, sigma: float = 1.5) -> float:
     tx = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[:, None]  # (C,1,H,W)
     ty = torch.from_numpy(np.ascontiguousarray(y.transpose(2, 0, 1)))[:, None]
 
-    def blur(t: torch.Tensor) -> torch.Tensor:
+    def blur(t):
         t = torch.nn.functional.conv2d(t, g.view(1, 1, 1, k))
         return torch.nn.functional.conv2d(t, g.view(1, 1, k, 1))
 

@@ -14,15 +14,17 @@ Hub id or a local folder and loads *strictly* and *only* from safetensors, never
 """
 from __future__ import annotations
 
-import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Literal
 
 import torch
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from torch import nn
+
+from .generator_config import (ARCHS, NORMS, RESNET_ARCHS, CheckpointError, GeneratorConfig,
+                               _check_choice, _check_positive, min_input_multiple, read_safetensors,
+                               unet_depth)
 
 __all__ = [
     "GeneratorConfig", "Generator", "Discriminator", "PixelDiscriminator", "init_weights",
@@ -30,15 +32,8 @@ __all__ = [
     "transposed_conv_as_matmul", "set_matmul_upsampling", "widen",
 ]
 
-NORMS = ("batch", "instance", "none")
 INITS = ("normal", "xavier", "kaiming", "orthogonal")
-RESNET_ARCHS = {"resnet_6blocks": 6, "resnet_9blocks": 9}
-ARCHS = ("unet_32", "unet_64", "unet_128", "unet_256", "unet_512", *RESNET_ARCHS)
 WEIGHTS_NAME = "model.safetensors"
-
-
-class CheckpointError(ValueError):
-    """Weights that cannot be loaded into the model they are offered to."""
 
 
 def _norm_layer(norm: str, channels: int) -> nn.Module:
@@ -47,31 +42,6 @@ def _norm_layer(norm: str, channels: int) -> nn.Module:
     if norm == "instance":  # as in the papers: no affine weights, no running statistics
         return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
     return nn.Identity()
-
-
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
-
-
-def _check_positive(**values: int) -> None:
-    for name, v in values.items():
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
-
-
-def unet_depth(arch: str) -> int:
-    """Number of stride-2 down steps of ``unet_N`` (log2 N); the input must be a multiple of N."""
-    size = int(arch.split("_")[1])
-    depth = int(round(math.log2(size)))
-    if 2 ** depth != size or depth < 5:
-        raise ValueError(f"{arch}: U-Net size must be a power of two >= 32")
-    return depth
-
-
-def min_input_multiple(arch: str) -> int:
-    """Image sides must be a multiple of this for ``arch`` (the network's total stride)."""
-    return 2 ** unet_depth(arch) if arch.startswith("unet_") else 4
 
 
 # ---------------------------------------------------------------------------- U-Net
@@ -245,52 +215,6 @@ class ResNet(nn.Module):
 # ---------------------------------------------------------------------------- Generator
 
 
-@dataclass(frozen=True)
-class GeneratorConfig:
-    """Everything needed to rebuild a generator; written to the model's ``config.json``.
-
-    ``image_size`` is the training resolution (inference resizes to it), ``direction`` and
-    the domain names say what the generator translates from and to.
-    """
-
-    arch: str = "unet_256"
-    in_channels: int = 3
-    out_channels: int = 3
-    ngf: int = 64
-    norm: str = "batch"
-    dropout: bool = False
-    image_size: int = 256
-    direction: Literal["AtoB", "BtoA"] = "AtoB"
-    domain_a: str = "photo"
-    domain_b: str = "drawing"
-
-    def __post_init__(self) -> None:
-        if not self.arch.startswith("unet_"):
-            _check_choice("arch", self.arch, ARCHS)
-        else:
-            try:
-                unet_depth(self.arch)
-            except (ValueError, IndexError):
-                raise ValueError(f"unknown arch {self.arch!r}; choose one of {', '.join(ARCHS)} "
-                                 "(or unet_N for another power of two N >= 32)") from None
-        _check_choice("norm", self.norm, NORMS)
-        _check_choice("direction", self.direction, ("AtoB", "BtoA"))
-        _check_positive(in_channels=self.in_channels, out_channels=self.out_channels,
-                        ngf=self.ngf, image_size=self.image_size)
-        m = min_input_multiple(self.arch)
-        if self.image_size % m:
-            raise ValueError(f"image_size {self.image_size} is not a multiple of {m}, "
-                             f"which {self.arch} needs")
-
-    @property
-    def source_domain(self) -> str:
-        return self.domain_a if self.direction == "AtoB" else self.domain_b
-
-    @property
-    def target_domain(self) -> str:
-        return self.domain_b if self.direction == "AtoB" else self.domain_a
-
-
 class Generator(nn.Module, PyTorchModelHubMixin, library_name="loomis",
                 tags=["image-to-image", "pix2pix", "cyclegan", "loomis"],
                 repo_url="https://github.com/loomis-art/loomis", license="mit"):
@@ -368,21 +292,10 @@ def load_weights(model: nn.Module, path: str | os.PathLike, strict: bool = True)
     Tensors are cast to the model's dtype, so half-precision files load into float models.
     Anything that is not a safetensors file (a pickle, say) is refused before it is parsed.
     """
-    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     path = Path(path)
-    with open(path, "rb") as f:
-        head = f.read(8)
-    # A safetensors file starts with the little-endian length of its JSON header; a pickle
-    # starts with 0x80 (protocol) or is a zip archive (torch.save) starting with "PK".
-    if head[:2] == b"PK" or head[:1] == b"\x80":
-        raise CheckpointError(f"{path} is a pickle/torch.save file; Loomis never unpickles "
-                              "weights. Convert it to safetensors once, in a trusted session")
-    try:
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} is not a readable safetensors file: {exc}") from None
+    tensors = read_safetensors(path, load_file)
     own = model.state_dict()
     missing = sorted(set(own) - set(tensors))
     unexpected = sorted(set(tensors) - set(own))

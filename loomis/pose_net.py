@@ -26,7 +26,7 @@ from PIL import Image
 from torch import nn
 
 from .imageio import ImageLike, load_image, to_tensor
-from .inference import pad_to_square
+from .runtime import pad_to_square
 from .nets import load_weights, weights_file
 
 __all__ = ["PoseNetConfig", "PoseNet", "MIRROR_SIGNS"]

@@ -169,12 +169,13 @@ class ModelRegistry:
             return slot.source
 
     def translator(self, engine: str):
-        """The engine's shared :class:`~loomis.inference.Translator`, loaded on first use.
+        """The engine's shared :class:`~loomis.runtime.GraphTranslator` (ONNX Runtime, no
+        torch), loaded on first use.
 
         Raises :class:`ModelUnavailable` when no weights exist anywhere or they cannot load.
         """
-        from loomis.inference import Translator   # torch: imported on first use
-        return self._load(engine, "generator", Translator.from_pretrained)
+        from loomis.runtime import GraphTranslator
+        return self._load(engine, "generator", GraphTranslator.from_folder)
 
     def _load(self, engine: str, what: str, load):
         source = self.resolve(engine)
@@ -186,10 +187,9 @@ class ModelRegistry:
                         f"The {engine} {what} is not available: {source.fallback_reason}. "
                         f"Train it (see README), put it under {checkpoints_dir()}, or point "
                         f"{env_var(engine)} at a Hub id or folder")
-                from loomis.nets import CheckpointError
                 try:
                     slot.model = load(source.folder)
-                except (CheckpointError, OSError, ValueError, KeyError, TypeError) as exc:
+                except (OSError, ValueError, KeyError, TypeError) as exc:
                     raise ModelUnavailable(f"The {engine} {what} at {source.folder} could "
                                            f"not be loaded: {_short(exc)}") from exc
             return slot.model
