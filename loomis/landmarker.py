@@ -284,10 +284,10 @@ class Landmarker:
             if self._detector is None:
                 with zipfile.ZipFile(self.path) as zf:
                     model = zf.read("face_detector.tflite")
-                # a low threshold, so that weak faces still get their score
+                # a low threshold, so that weak faces still get their score (lower: slower)
                 self._detector = vision.FaceDetector.create_from_options(
                     vision.FaceDetectorOptions(base_options=BaseOptions(model_asset_buffer=model),
-                                               min_detection_confidence=0.01))
+                                               min_detection_confidence=0.1))
                 self._closers.append(self._detector)
             res = self._detector.detect(image)
         return max((d.categories[0].score for d in res.detections), default=0.0)
