@@ -30,11 +30,10 @@ MAX_SIDE = 2048          # larger photos are scaled down first: the lines do not
 CANVAS = (512, 512)
 #: The photo engines in the order of the real-photo table (docs/quality.md): the geometric
 #: engine first and the default; CycleGAN named for what it draws.
-PHOTO_ENGINES = {"Geometric engine": None, "pix2pix": "pix2pix-photo2drawing",
-                 "CycleGAN (unpaired, as in the original experiment: rougher lines)":
-                 "cyclegan-photo2drawing"}
+PHOTO_ENGINES = {"Geometric engine": "geometric", "pix2pix": "pix2pix",
+                 "CycleGAN (unpaired, as in the original experiment: rougher lines)": "cyclegan"}
 DEFAULT_PHOTO_ENGINE = "Geometric engine"
-SKETCH_ENGINES = {"pix2pix": "pix2pix-drawing2photo", "CycleGAN": "cyclegan-drawing2photo"}
+SKETCH_ENGINES = {"pix2pix": "pix2pix", "CycleGAN": "cyclegan"}
 #: The sketch model used when none is chosen: the better of the two shipped in checkpoints/
 #: on the real-photo drawing → photo table (docs/quality.md).
 DEFAULT_SKETCH_ENGINE = "pix2pix"
@@ -112,13 +111,12 @@ class LoomisApp:
         img, back = self._load(image, "photo")
         if engine not in PHOTO_ENGINES:
             raise gr.Error(f"Unknown engine {engine!r}; choose one of {', '.join(PHOTO_ENGINES)}.")
-        from loomis.pipeline import GEOMETRIC, NoFaceError, photo_to_drawing
+        import loomis
+        from loomis.pose import NoFaceError
         from loomis.registry import ModelUnavailable
-        name = PHOTO_ENGINES[engine]
         try:
-            translator = self.registry.translator(name) if name else None
-            return photo_to_drawing(img, name or GEOMETRIC, translator=translator,
-                                    estimator=self.estimator(False), **options), back
+            return loomis.photo_to_drawing(img, PHOTO_ENGINES[engine], models=self.registry,
+                                           estimator=self.estimator(False), **options), back
         except NoFaceError as exc:
             raise gr.Error(f"No face found: {exc}") from None
         except (ModelUnavailable, ValueError) as exc:
@@ -166,10 +164,10 @@ class LoomisApp:
                 raise gr.Error(f"Nothing to turn into a photo: {exc}.") from None
         else:
             img, _ = self._load(drawing, "drawing")
-        from loomis.pipeline import sketch_to_photo
+        import loomis
         from loomis.registry import ModelUnavailable
         try:
-            return sketch_to_photo(img, self.registry.translator(SKETCH_ENGINES[model]))
+            return loomis.sketch_to_photo(img, SKETCH_ENGINES[model], models=self.registry)
         except ImageError as exc:   # nothing drawn (a blank canvas or upload)
             raise gr.Error(f"Nothing to turn into a photo: {exc}.") from None
         except ModelUnavailable as exc:

@@ -18,13 +18,11 @@ the turn, upside down too.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from PIL import ImageDraw  # noqa: E402
 

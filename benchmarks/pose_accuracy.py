@@ -66,14 +66,12 @@ import dataclasses
 import functools
 import json
 import math
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone
 
 from loomis import sample_data
 from loomis.camera import Camera, HeadPose, angles_from_matrix, rotation_matrix

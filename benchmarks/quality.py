@@ -110,7 +110,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402

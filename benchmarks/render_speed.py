@@ -14,13 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from loomis.camera import Camera, HeadPose  # noqa: E402
 from loomis.draw import DrawStyle, draw_strokes  # noqa: E402

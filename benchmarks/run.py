@@ -35,14 +35,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import sys
+import statistics
 import time
 from pathlib import Path
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -472,19 +471,30 @@ def bench_render(quick: bool) -> list[dict]:
 
 
 def bench_app(quick: bool) -> list[dict]:
+    """Round trips through the app as users run it: ``python app.py`` in a process of its
+    own, called with gradio_client."""
     import socket
+    import subprocess
 
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from gradio_client import Client, handle_file
-    import app as loomis_app
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    demo = loomis_app.build_app() if hasattr(loomis_app, "build_app") else loomis_app.demo
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_SERVER_NAME": "127.0.0.1",
+           "GRADIO_SERVER_PORT": str(port)}
+    server = subprocess.Popen([sys.executable, str(ROOT / "app.py")], env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+                break
+            except Exception:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("python app.py did not start serving") from None
+                time.sleep(1.0)
         rows = []
         examples = ROOT / "examples"
         photo = next(iter(sorted(examples.glob("photo*.png"))), None)
@@ -497,7 +507,8 @@ def bench_app(quick: bool) -> list[dict]:
             rows.append({"what": f"app round trip {endpoint} (gradio_client)", "ms": t * 1e3})
         return rows
     finally:
-        demo.close()
+        server.terminate()
+        server.wait(timeout=30)
 
 
 SECTIONS = {"matmul": bench_matmul, "generators": bench_generators, "training": bench_training,

@@ -16,8 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-import sys
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere
 from loomis.synthetic import SceneParams, render_drawing, render_pair
 
 PHOTO_SEEDS = (11, 23, 37)

@@ -117,7 +117,7 @@ def test_the_page_offers_the_engines_by_these_names(server):
     import app
     demo, client = server
     assert list(app.PHOTO_ENGINES) == PHOTO_ENGINE_NAMES
-    assert app.DEFAULT_PHOTO_ENGINE == GEOMETRIC and app.PHOTO_ENGINES[GEOMETRIC] is None
+    assert app.DEFAULT_PHOTO_ENGINE == GEOMETRIC and app.PHOTO_ENGINES[GEOMETRIC] == "geometric"
     radios = [c["props"] for c in demo.config["components"]
               if c.get("type") == "radio" and c["props"].get("label") == "Engine"]
     assert [choice[0] for choice in radios[0]["choices"]] == PHOTO_ENGINE_NAMES

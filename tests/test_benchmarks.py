@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow      # python -m pytest -m slow (.ci/run runs both)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -1,8 +1,11 @@
 """The page in a real browser: headless Chromium (Debian's) driven by Playwright's Python API.
 
 A user uploads a photo and gets a drawing, draws strokes on the canvas with the mouse and
-gets a photo. Saves docs/app_screenshot.png. Needs /usr/bin/chromium (apt-get install
-chromium); Playwright's own browser download is never used.
+gets a photo. The page's screenshot goes to a temporary folder, or to
+``$LOOMIS_SCREENSHOT`` when set (``LOOMIS_SCREENSHOT=docs/app_screenshot.png pytest -m slow
+tests/test_browser.py`` refreshes the README's); no test writes into tracked files. Needs
+/usr/bin/chromium (apt-get install chromium); Playwright's own browser download is never
+used.
 """
 import os
 
@@ -14,6 +17,7 @@ import socket
 from pathlib import Path
 
 import pytest
+from PIL import Image
 import torch
 
 import huggingface_hub.constants as hub_constants
@@ -25,8 +29,8 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(),
-                                reason="Chromium is not installed (apt-get install -y chromium)")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                reason="Chromium is not installed (apt-get install -y chromium)")]
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the Python package)")
 
 
@@ -72,13 +76,17 @@ def _output_size(page, elem_id: str) -> tuple[int, int]:
     return tuple(img.evaluate("i => [i.naturalWidth, i.naturalHeight]"))
 
 
-def test_upload_a_photo_and_get_a_drawing(page):
+def test_upload_a_photo_and_get_a_drawing(page, tmp_path):
     page.locator("#photo-in input[type=file]").set_input_files(str(ROOT / "examples" / "photo_2.png"))
     page.locator("#photo-in img").first.wait_for(state="visible")
     page.click("#draw-btn")
     assert _output_size(page, "drawing-out") == (256, 256)
     # the screenshot shows the project's own render: no third-party picture is committed
-    page.screenshot(path=str(ROOT / "docs" / "app_screenshot.png"), full_page=True)
+    shot = Path(os.environ.get("LOOMIS_SCREENSHOT") or tmp_path / "app.png")
+    page.screenshot(path=str(shot), full_page=True)
+    with Image.open(shot) as png:
+        assert png.width == 1280 and png.height > 1000        # the whole page, not a blank
+
 
 
 def test_pick_the_real_photo_example_and_get_its_drawing(page):

@@ -14,6 +14,8 @@ from PIL import Image
 from loomis import sample_data
 from loomis.pose import PoseConfig
 
+pytestmark = pytest.mark.slow      # python -m pytest -m slow (.ci/run runs both)
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "pose_accuracy.py"
 

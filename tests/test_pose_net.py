@@ -16,6 +16,8 @@ from loomis.nets import CheckpointError
 from loomis.pose_net import MIRROR_SIGNS, PoseNet, PoseNetConfig
 from loomis.synthetic import render_drawing, render_photo, scene
 
+pytestmark = pytest.mark.slow      # python -m pytest -m slow (.ci/run runs both)
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--image-size", "32", "--channels", "4", "8", "--batch-size", "4", "--seed", "5"]
 

@@ -17,6 +17,8 @@ import pytest
 import torch
 from PIL import Image
 
+pytestmark = pytest.mark.slow      # python -m pytest -m slow (.ci/run runs both)
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "train"))
 

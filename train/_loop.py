@@ -40,8 +40,6 @@ import torch.distributed as dist
 from PIL import Image
 from tqdm import tqdm
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from loomis import metrics as M  # noqa: E402
 from loomis.checkpoint import (atomic_write, hash_weights, load_state,  # noqa: E402

@@ -17,7 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from loomis import metrics as M  # noqa: E402
 from loomis.data import DatasetError, PairedFolder  # noqa: E402

@@ -39,7 +39,6 @@ from pathlib import Path
 
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from loomis.synthetic import (MAX_SIZE, MIN_SIZE, render_drawing, render_pair,  # noqa: E402
                               render_photo, scene)

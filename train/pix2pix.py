@@ -3,11 +3,8 @@
 All flags: `--help`; the loop, outputs and resume rules: train/_loop.py.
 """
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _loop import main  # noqa: E402
+from _loop import main  # train/ is the script's own folder, first on sys.path
 
 if __name__ == "__main__":
     sys.exit(main("pix2pix"))

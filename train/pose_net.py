@@ -31,11 +31,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _loop import leave_process_group, weights_digest  # noqa: E402
 

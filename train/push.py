@@ -13,7 +13,6 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from loomis.nets import Generator  # noqa: E402
 

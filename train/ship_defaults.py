@@ -10,83 +10,18 @@ steps, time, which epoch's weights), else the ``--command`` / ``--data-note`` gi
 The ONNX file, samples and loss curve stay in the run folder (checkpoints/ is kept small);
 ``Translator`` rebuilds the ONNX graph from the weights on first use.
 
-The pix2pix defaults are trained by ``train/pix2pix.py --max-minutes … --load-best-at-end``.
-``train`` is the smaller budgeted loop the bundled CycleGAN pair was trained with, kept
-so that pair's recorded command still reproduces it; use the training scripts for
-anything new (they add exact resume, validation metrics, DDP and Hub pushes).
+The defaults are trained by ``train/pix2pix.py`` and ``train/cyclegan.py`` (each folder's
+``training.json`` holds the command).
 """
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import shutil
-import sys
-import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
-
-from loomis.data import PairedFolder, UnpairedFolder  # noqa: E402
-from loomis.models import CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig  # noqa: E402
-
-
-def train(args: argparse.Namespace) -> None:
-    torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    common = dict(arch=args.arch, ngf=args.ngf, ndf=args.ndf, image_size=args.size,
-                  n_epochs=args.epochs, n_epochs_decay=args.decay)
-    if args.model == "pix2pix":
-        model = Pix2Pix(Pix2PixConfig(**common, direction=args.direction), "cpu")
-        data = PairedFolder(args.data, "train", image_size=args.size, seed=0)
-        generators = {"G": model.netG}
-    else:
-        model = CycleGAN(CycleGANConfig(**common), "cpu")
-        data = UnpairedFolder(args.data, "train", image_size=args.size, seed=0)
-        generators = {"G_A": model.netG_A, "G_B": model.netG_B}
-    val = PairedFolder(args.data, "val", image_size=args.size, augment=False)
-    val_a = torch.stack([val[j][0] for j in range(len(val))])
-    val_b = torch.stack([val[j][1] for j in range(len(val))])
-    print(model.config, f"{len(data)} training items", flush=True)
-
-    t0 = time.time()
-    deadline = t0 + args.hours * 3600
-    with open(out / "losses.csv", "a", newline="") as log:
-        writer = None
-        for epoch in range(args.epochs + args.decay):
-            data.set_epoch(epoch)
-            loader = torch.utils.data.DataLoader(data, batch_size=args.batch, shuffle=True,
-                                                 drop_last=True,
-                                                 generator=torch.Generator().manual_seed(epoch))
-            for i, (a, b) in enumerate(loader):
-                losses = model.step(a, b)
-                if writer is None:
-                    writer = csv.DictWriter(log, ["epoch", "step", "seconds", *losses])
-                    writer.writeheader()
-                writer.writerow({"epoch": epoch, "step": model.step_count,
-                                 "seconds": round(time.time() - t0, 1), **losses})
-                if i % 50 == 0:
-                    log.flush()
-                    print(epoch, i, len(loader), {k: round(v, 3) for k, v in losses.items()},
-                          round(time.time() - t0), flush=True)
-                if time.time() > deadline:
-                    break
-            model.eval()
-            score = model.validate(val_a, val_b)
-            model.train()
-            lr = model.end_epoch(score)
-            print("EPOCH", epoch, "val", score, "lr", lr, round(time.time() - t0), flush=True)
-            for name, g in generators.items():
-                g.save_pretrained(out / name)
-            with open(out / "val.txt", "a") as f:
-                f.write(f"{epoch} {score} {time.time() - t0:.0f}\n")
-            if time.time() > deadline:
-                break
-    print("DONE", flush=True)
 
 
 def package(args: argparse.Namespace) -> None:
@@ -116,21 +51,6 @@ def package(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    t = sub.add_parser("train", help="budgeted training run")
-    t.add_argument("--model", choices=["pix2pix", "cyclegan"], required=True)
-    t.add_argument("--direction", default="AtoB", choices=["AtoB", "BtoA"])
-    t.add_argument("--data", default="data/synth256")
-    t.add_argument("--out", required=True)
-    t.add_argument("--size", type=int, default=256)
-    t.add_argument("--arch", default="unet_256")
-    t.add_argument("--ngf", type=int, default=16)
-    t.add_argument("--ndf", type=int, default=32)
-    t.add_argument("--batch", type=int, default=4)
-    t.add_argument("--epochs", type=int, default=3)
-    t.add_argument("--decay", type=int, default=3)
-    t.add_argument("--threads", type=int, default=1)
-    t.add_argument("--hours", type=float, default=1.0)
-    t.set_defaults(func=train)
     p = sub.add_parser("package", help="saved generator → shipped checkpoints/ folder")
     p.add_argument("generator")
     p.add_argument("dest")
