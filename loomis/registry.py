@@ -185,7 +185,7 @@ class ModelRegistry:
                 if source.folder is None:
                     raise ModelUnavailable(
                         f"The {engine} {what} is not available: {source.fallback_reason}. "
-                        f"Train it (see README), put it under {checkpoints_dir()}, or point "
+                        f"Train it (see docs/training.md), put it under {checkpoints_dir()}, or point "
                         f"{env_var(engine)} at a Hub id or folder")
                 try:
                     slot.model = load(source.folder)
