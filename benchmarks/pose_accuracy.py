@@ -49,14 +49,23 @@ below 1 = squeezed towards 0) per axis, and ``by_yaw``: the same per range of la
 names, to measure them.
 * ``--plot FILE.png``: estimated against true angle, per set and method
   (docs/pose_accuracy.png).
+* ``--mirror DIR``: real photos without labels (the first ``--mirror-n``), each read
+  and mirrored: how far yaw and roll are from negating and pitch from keeping.
+* ``--stream FRAMES``: the webcam path at the app's 10 frames a second, as read and
+  through a One-Euro PoseTracker: jitter on a still face with pixel noise, lag on a
+  turning head, and the time of a frame (:func:`stream_check`).
 * always: checks that need no labels on the two real portraits at hand (scikit-image's
   astronaut, matplotlib's Grace Hopper): mirroring negates yaw and roll, rotating by θ
   adds θ to roll and leaves yaw and pitch; deviations in degrees.
 
+Results of every method (``--methods``, default matrix, matrix_joint and joint) side by
+side; docs/pose.md holds the last full run.
+
     python benchmarks/pose_accuracy.py [--labels L.csv [--photos DIR] [--predictions P.csv]]
-                                       [--rerender 60] [--headed 60] [--render 40]
-                                       [--synthetic 40] [--scan 100] [--scan-headed 100]
-                                       [--lens 30] [--plot P.png]
+                                       [--methods matrix,joint] [--rerender 60] [--headed 60]
+                                       [--render 40] [--synthetic 40] [--scan 100]
+                                       [--scan-headed 100] [--lens 30] [--mirror DIR]
+                                       [--stream 60] [--plot P.png]
 """
 from __future__ import annotations
 
