@@ -1,12 +1,13 @@
-"""Files written whole or not at all: a reader (another request, a resumed run) never sees
-half of one, and a kill mid-write leaves the old file in place."""
+"""Files written whole or not at all (a reader, another request or a resumed run, never
+sees half of one, and a kill mid-write leaves the old file in place), and the one folder
+Loomis keeps downloads and built graphs in."""
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "cache_root"]
 
 
 def atomic_write(path: str | os.PathLike, write) -> Path:
@@ -25,3 +26,10 @@ def atomic_write(path: str | os.PathLike, write) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def cache_root() -> Path:
+    """``$LOOMIS_CACHE``, else ``$XDG_CACHE_HOME/loomis``, else ``~/.cache/loomis``."""
+    root = os.environ.get("LOOMIS_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "loomis")
+    return Path(root)

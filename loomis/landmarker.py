@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from loomis.files import cache_root
+
 __all__ = ["model_path", "Landmarker", "FaceReading", "LandmarkerModelError",
            "canonical_mesh", "MODEL_SHA256", "ENV_VAR", "HUB_REPO", "MEDIAPIPE_VFOV_DEG"]
 
@@ -73,9 +75,7 @@ def _checked(path: Path) -> bool:
 
 def cache_dir() -> Path:
     """Where a copy fetched from the package registry is kept."""
-    root = os.environ.get("LOOMIS_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "loomis")
-    return Path(root)
+    return cache_root()
 
 
 def _what_to_do() -> str:

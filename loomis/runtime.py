@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from .files import atomic_write
+from .files import atomic_write, cache_root
 from .generator_config import (RESNET_ARCHS, CheckpointError, GeneratorConfig, read_safetensors,
                                unet_depth)
 from .imageio import ImageLike, load_image
@@ -43,9 +43,7 @@ _EPS = 1e-5                       # BatchNorm2d's and InstanceNorm2d's default
 
 def cache_dir() -> Path:
     """Where built graphs are kept (``$LOOMIS_CACHE/onnx``, default ``~/.cache/loomis/onnx``)."""
-    root = os.environ.get("LOOMIS_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "loomis")
-    return Path(root) / "onnx"
+    return cache_root() / "onnx"
 
 
 def prune_cache(used: Path) -> None:
