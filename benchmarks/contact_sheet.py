@@ -1,9 +1,9 @@
 """Contact sheet of random synthetic pairs: photo | drawing | drawing over the photo.
 
-    python benchmarks/contact_sheet.py [--out docs/contact_sheet.png] [--n 16] [--size 192] [--seed 0]
-    python benchmarks/contact_sheet.py --pose-convention docs/pose_convention.png
-    python benchmarks/contact_sheet.py --scan docs/scan_constructions.jpg
-    python benchmarks/contact_sheet.py --turns docs/turned_constructions.jpg
+    python -m benchmarks.contact_sheet [--out docs/contact_sheet.png] [--n 16] [--size 192] [--seed 0]
+    python -m benchmarks.contact_sheet --pose-convention docs/pose_convention.png
+    python -m benchmarks.contact_sheet --scan docs/scan_constructions.jpg
+    python -m benchmarks.contact_sheet --turns docs/turned_constructions.jpg
 
 Made for the README and for looking: are the heads recognisable, do the lines sit on them?
 ``--pose-convention`` instead draws the yaw/pitch/roll sign convention with the
@@ -24,13 +24,13 @@ import numpy as np
 from PIL import Image
 
 
-from PIL import ImageDraw  # noqa: E402
+from PIL import ImageDraw
 
-from loomis.camera import Camera, HeadPose  # noqa: E402
-from loomis.draw import DrawStyle, draw_strokes  # noqa: E402
-from loomis.render import Background, HeadIdentity, Lighting, render_head  # noqa: E402
-from loomis.head import construction_lines  # noqa: E402
-from loomis.synthetic import render_pair, scene  # noqa: E402
+from loomis.camera import Camera, HeadPose
+from loomis.draw import DrawStyle, draw_strokes
+from loomis.train.render import Background, HeadIdentity, Lighting, render_head
+from loomis.head import construction_lines
+from loomis.train.synthetic import render_pair, scene
 
 
 def sheet(n: int, size: int, seed: int, cols: int = 4) -> Image.Image:
@@ -121,7 +121,7 @@ def _angles(values) -> str:
 
 def scan_sheet(n: int = 12, size: int = 200, seed: int = 3, cols: int = 6) -> Image.Image:
     """The engine on the scanned face (see the module docstring), n poses of one seed."""
-    import pose_accuracy    # this folder's; its scan set
+    from benchmarks import pose_accuracy    # its scan set
 
     from loomis.pose import PoseEstimator
 

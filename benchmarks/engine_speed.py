@@ -4,7 +4,7 @@ Goal (issue 4): median ≤ 30 ms on the 2-core machine, so a webcam stream runs 
 Measures the live path (video-mode estimator, :func:`loomis.engine.live_frame`) and the
 photo path (detection on every call), and splits the time into its parts.
 
-    python benchmarks/engine_speed.py [--runs 100] [--image PATH] [--features]
+    python -m benchmarks.engine_speed [--runs 100] [--image PATH] [--features]
 """
 from __future__ import annotations
 

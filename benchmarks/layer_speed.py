@@ -1,18 +1,18 @@
 """Per-layer timings behind two of the project's speed paths, and the thresholds they use.
 
-    python benchmarks/layer_speed.py [--threads N] [--json FILE]
+    python -m benchmarks.layer_speed [--threads N] [--json FILE]
 
-1. Winograd F(4×4, 3×3) in ONNX Runtime (``loomis.winograd``) against ORT's direct
+1. Winograd F(4×4, 3×3) in ONNX Runtime (``loomis.runtime.winograd``) against ORT's direct
    convolution, for one 3×3 convolution at several widths and sides: where the transforms
    cost more than the multiplies they save (the ``min_channels`` threshold).
 2. The U-Net's 4×4 stride-2 transposed convolutions as matmul + col2im
-   (``loomis.nets.transposed_conv_as_matmul``) against torch's native kernel, forward plus
+   (``loomis.train.nets.transposed_conv_as_matmul``) against torch's native kernel, forward plus
    backward, at every level of unet_256 (the ``MATMUL_UPSAMPLING_MAX_SIDE`` threshold).
 3. The same layers in ONNX Runtime as one phase convolution + ``Col2Im``
-   (``loomis.col2im.phase_convolutions``) against its ``ConvTranspose`` (the ``MIN_SIDE``
+   (``loomis.runtime.col2im.phase_convolutions``) against its ``ConvTranspose`` (the ``MIN_SIDE``
    and ``MIN_CHANNELS`` thresholds).
 4. Convolutions to a few channels in ONNX Runtime as a 1×1 convolution to their taps +
-   ``Col2Im`` (``loomis.col2im.tap_convolutions``) against its ``Conv`` (the
+   ``Col2Im`` (``loomis.runtime.col2im.tap_convolutions``) against its ``Conv`` (the
    ``MAX_TAP_CHANNELS`` threshold).
 
 Each pair is timed in alternation (medians); compare ratios, not milliseconds.
@@ -28,7 +28,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from run import alternating_medians, resting_session  # noqa: E402
+from benchmarks.run import alternating_medians, resting_session
 
 WINOGRAD_CASES = [(64, 32), (64, 64), (128, 32), (128, 64), (256, 16), (256, 32), (256, 64)]
 # unet_256 ngf 64, innermost level first: (input channels, output channels, input side)
@@ -65,7 +65,7 @@ def _onnx_layer_row(label: str, node, weight: np.ndarray, x: np.ndarray, opset: 
 def winograd_rows(threads: int, repeats: int) -> list[dict]:
     from onnx import helper
 
-    from loomis.winograd import winograd_convolutions
+    from loomis.runtime.winograd import winograd_convolutions
 
     rng = np.random.default_rng(0)
     rows = []
@@ -81,7 +81,7 @@ def winograd_rows(threads: int, repeats: int) -> list[dict]:
 def phase_rows(threads: int, repeats: int) -> list[dict]:
     from onnx import helper
 
-    from loomis.col2im import phase_convolutions
+    from loomis.runtime.col2im import phase_convolutions
 
     rng = np.random.default_rng(0)
     rows = []
@@ -99,7 +99,7 @@ def phase_rows(threads: int, repeats: int) -> list[dict]:
 def tap_rows(threads: int, repeats: int) -> list[dict]:
     from onnx import helper
 
-    from loomis.col2im import tap_convolutions
+    from loomis.runtime.col2im import tap_convolutions
 
     rng = np.random.default_rng(0)
     rows = []
@@ -113,7 +113,7 @@ def tap_rows(threads: int, repeats: int) -> list[dict]:
 
 
 def upsampling_rows(repeats: int) -> list[dict]:
-    from loomis.nets import transposed_conv_as_matmul
+    from loomis.train.nets import transposed_conv_as_matmul
 
     rows = []
     for cin, cout, side in UPSAMPLING_CASES:

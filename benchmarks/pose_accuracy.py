@@ -24,10 +24,10 @@ Sections (each prints MAE and mean signed error = bias, per axis, for each fit m
 * ``--headed N``: the same re-rendered face painted over a procedural head at the same
   pose (hair, ears, neck and a head outline around the face, as in a photo). The bare
   face mask of ``--rerender`` squeezes yaw more than this does (slope 0.78 vs 0.83).
-* ``--render N``: the project's procedural heads (loomis.render.render_head) at random
+* ``--render N``: the project's procedural heads (loomis.train.render.render_head) at random
   identities and poses: an independent geometry, so a depth-scale or zero-pitch bias
   shows up here (as does any difference between the procedural face and a real one).
-  ``--synthetic N`` uses loomis.synthetic's training scenes (|yaw| <= 60) instead.
+  ``--synthetic N`` uses loomis.train.synthetic's training scenes (|yaw| <= 60) instead.
   Their labels are the Loomis construction's pose, whose chin is set 5-9° behind the
   brow-chin vertical that defines the reference's zero pitch; ``brow_chin`` repeats
   the summary with labels in the reference's convention (the bias that is the fit's).
@@ -61,7 +61,7 @@ names, to measure them.
 Results of every method (``--methods``, default matrix, matrix_joint and joint) side by
 side; docs/pose.md holds the last full run.
 
-    python benchmarks/pose_accuracy.py [--labels L.csv [--photos DIR] [--predictions P.csv]]
+    python -m benchmarks.pose_accuracy [--labels L.csv [--photos DIR] [--predictions P.csv]]
                                        [--methods matrix,joint] [--rerender 60] [--headed 60]
                                        [--render 40] [--synthetic 40] [--scan 100]
                                        [--scan-headed 100] [--lens 30] [--mirror DIR]
@@ -86,7 +86,7 @@ from loomis import sample_data
 from loomis.camera import Camera, HeadPose, angles_from_matrix, rotation_matrix
 from loomis.face_reference import load_reference, triangles, vertex_normals
 from loomis.imageio import ImageError
-from loomis.pose import BALL_RADIUS_U, METHODS, PoseConfig, PoseEstimator, _ray_rotation
+from loomis.pose import BALL_RADIUS_U, METHODS, PoseConfig, PoseEstimator
 from loomis.smoothing import OneEuro, PoseTracker
 
 AXES = ("yaw", "pitch", "roll")
@@ -174,7 +174,7 @@ def _labels(pose: HeadPose, profile_tilt: float = 0.0) -> tuple[float, float, fl
     """The pose relative to the line of sight (what the estimator reports), with zero
     pitch moved by ``profile_tilt`` degrees (a head whose chin is set back by that
     angle from its brow reads that much "down" in the brow-chin convention)."""
-    rot = _ray_rotation(np.asarray(pose.position)).T @ pose.rotation
+    rot = rotation_matrix(*pose.line_of_sight_angles())
     return angles_from_matrix(rot @ rotation_matrix(0.0, -profile_tilt, 0.0))
 
 
@@ -337,7 +337,7 @@ def mirror_check(folder: Path, n: int, config: PoseConfig) -> dict:
     """Real photos without labels: each of the first ``n`` photos of ``folder`` (sorted)
     and its mirror image. A right reading negates yaw and roll and keeps pitch; the mean
     absolute deviations say how far each method is from that on real faces."""
-    from loomis.autopairs import photo_files
+    from loomis.train.autopairs import photo_files
 
     dev, found = [], 0
     with PoseEstimator(config) as est:
@@ -396,11 +396,11 @@ def rerender_set(n: int, seed: int = 0, size: int = 512):
 
 
 def headed_set(n: int, seed: int = 0, size: int = 512):
-    """The re-rendered astronaut face painted over a procedural head (loomis.render) at
+    """The re-rendered astronaut face painted over a procedural head (loomis.train.render) at
     the same pose: her real texture and the reference's geometry, now with hair, ears,
     neck and a head outline around it, as in a photo. Labels are in the reference's
     convention (the face geometry *is* the reference)."""
-    from loomis.render import HeadIdentity, Lighting, render_head
+    from loomis.train.render import HeadIdentity, Lighting, render_head
 
     src, tex, ref, tris = _astronaut_mesh()
     rng = np.random.default_rng(seed)
@@ -497,7 +497,7 @@ def _scan_image(scan, pose: HeadPose, cam: Camera, rng: np.random.Generator,
                 headed: bool, light: np.ndarray | None = None) -> np.ndarray:
     """The scanned face at ``pose`` through ``cam``, lit by ``light`` (random when None),
     over a plain backdrop or, with ``headed``, over a procedural head at the same pose."""
-    from loomis.render import HeadIdentity, Lighting, _rasterize, render_head
+    from loomis.train.render import HeadIdentity, Lighting, _rasterize, render_head
 
     head, faces, normals, colours = scan
     size = cam.width
@@ -633,8 +633,8 @@ def _render(src, tex, ref, tris, pose: HeadPose, cam: Camera, out: np.ndarray) -
 # --------------------------------------------------------------------------- synthetic
 
 def render_set(n: int, seed: int = 0, size: int = 384):
-    """Procedural heads of loomis.render at random known poses and identities."""
-    from loomis.render import HeadIdentity, Lighting, render_head
+    """Procedural heads of loomis.train.render at random known poses and identities."""
+    from loomis.train.render import HeadIdentity, Lighting, render_head
 
     rng = np.random.default_rng(seed)
     for _ in range(n):
@@ -645,10 +645,10 @@ def render_set(n: int, seed: int = 0, size: int = 384):
 
 
 def synthetic_set(n: int, seed: int = 0, size: int = 384):
-    """The training scenes of loomis.synthetic (the same head model, framing, lighting
+    """The training scenes of loomis.train.synthetic (the same head model, framing, lighting
     and backgrounds as ``make_dataset.py synthetic``), limited to |yaw| <= 60."""
     try:
-        from loomis import synthetic
+        from loomis.train import synthetic
     except ImportError:
         return None
 
@@ -682,8 +682,8 @@ def main() -> None:
                     help="astronaut face re-rendered at this many known poses (0: skip)")
     ap.add_argument("--headed", type=int, default=0,
                     help="astronaut face painted over procedural heads")
-    ap.add_argument("--render", type=int, default=0, help="procedural heads (loomis.render)")
-    ap.add_argument("--synthetic", type=int, default=0, help="loomis.synthetic samples")
+    ap.add_argument("--render", type=int, default=0, help="procedural heads (loomis.train.render)")
+    ap.add_argument("--synthetic", type=int, default=0, help="loomis.train.synthetic samples")
     ap.add_argument("--scan", type=int, default=0,
                     help="Gradio's scanned face (an independent real face) at this many "
                          "known poses")
@@ -755,7 +755,7 @@ def main() -> None:
         if args.synthetic:
             samples = synthetic_set(args.synthetic)
             res["synthetic"] = (_evaluate(samples, cfg, records("synthetic"))
-                                if samples is not None else "loomis.synthetic not available")
+                                if samples is not None else "loomis.train.synthetic not available")
         for name, n in (("scan", args.scan), ("scan_headed", args.scan_headed)):
             samples = scan_set(n, headed=name == "scan_headed") if n else None
             if n:

@@ -1,6 +1,6 @@
 """How good are the generators on real photos, and on held-out rendered heads? With baselines.
 
-    python benchmarks/quality.py [--quick] [--json FILE]
+    python -m benchmarks.quality [--quick] [--json FILE]
         [--real DIR | --no-real] [--real-n N] [--real-all] [--generator NAME=FOLDER ...]
         [--mean-photo-data DIR] [--real-figure PATH] [--no-synthetic]
         [--n 120] [--size 256] [--figure docs/quality_samples.png] [--cache DIR]
@@ -11,7 +11,7 @@
 bring photographs. So every generator is also run, exactly as the app runs it (through
 :func:`loomis.pipeline.photo_to_drawing` and :func:`loomis.pipeline.sketch_to_photo`,
 nothing rebuilt here), on the held-out photos of a folder of portraits
-(:func:`loomis.autopairs.held_out`: about a tenth, by a hash of the file name, that no
+(:func:`loomis.train.autopairs.held_out`: about a tenth, by a hash of the file name, that no
 training set made from the folder contains). ``--real`` defaults to
 ``../shared/data/portraits-pd`` beside the repository (the section is skipped with a note
 when it is absent); ``--real-all`` judges every photo of a folder no training run read,
@@ -21,7 +21,7 @@ measured (named by its folder), and each ``--generator NAME=FOLDER`` beside them
 "compared"), so a freshly trained model meets the shipped one, or a shipped model its
 predecessor, in one run::
 
-    python benchmarks/quality.py --no-synthetic --generator new=runs/pix2pix-real/final \
+    python -m benchmarks.quality --no-synthetic --generator new=runs/pix2pix-real/final \
         --json docs/quality_real.json --real-figure docs/quality_real_samples.png
 
 * **photo → drawing**: no hand-drawn construction exists for a real photo, so the
@@ -50,13 +50,13 @@ predecessor, in one run::
   is; and the real photo itself (the ceiling of the face and yaw columns).
 
 **Rendered heads** (second; ``--no-synthetic`` skips them). The test set is rendered by
-:mod:`loomis.synthetic` from seed :data:`HELD_OUT_SEED`, a seed no training command uses
+:mod:`loomis.train.synthetic` from seed :data:`HELD_OUT_SEED`, a seed no training command uses
 (the shipped data is ``make_dataset.py synthetic --seed 1``); item ``i`` is
 ``scene(HELD_OUT_SEED, i)``, so the same ``--n`` always gives the same images, on any
 machine. Every pair is a photo-like render and its Loomis construction through the same
 camera, and the render's pose is known exactly. Per method:
 
-* **photo → drawing**: line precision / recall / F1 at 2 px (:mod:`loomis.metrics`) of
+* **photo → drawing**: line precision / recall / F1 at 2 px (:mod:`loomis.train.metrics`) of
   every generator under ``checkpoints/`` whose config says photo → drawing, of the
   geometric engine (through the pipeline on paper, ``hidden="omit"``: the targets draw
   hidden lines faint or not at all, never dashed), and of two baselines: a **Canny** edge
@@ -86,13 +86,13 @@ camera, and the render's pose is known exactly. Per method:
   drawing alone). And **faces read back**: the pose estimator run on the made photo, how
   often it finds a face and its pose error against the drawing's pose, which a flat page
   cannot win.
-* ``ms/img``: wall time per image through :class:`loomis.inference.Translator` (ONNX
+* ``ms/img``: wall time per image through :class:`loomis.train.inference.Translator` (ONNX
   Runtime where installed), measured during the run; noisy on a shared machine.
 * the shipped **pose net**'s error per bucket (measured on its own; the pipeline no longer
   starts fits from it).
 
 ``--update-cards`` writes each shipped folder's README.md (model card) with the rendered-
-head numbers, the training record from its ``training.json`` (see :mod:`loomis.model_card`)
+head numbers, the training record from its ``training.json`` (see :mod:`loomis.train.model_card`)
 and the command that reproduces them. ``--quick`` (8 rendered heads, 6 real photos, no
 figure unless asked) checks that every section runs. With no shipped generators the
 engine and Canny rows still run.
@@ -116,11 +116,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
-from loomis.camera import angles_from_matrix  # noqa: E402
-from loomis.metrics import image_metrics, mean_metrics  # noqa: E402
-from loomis.model_card import pose_cells  # noqa: E402
-from loomis.nets import Generator, init_weights  # noqa: E402
-from loomis.synthetic import SceneParams, render_pair, scene  # noqa: E402
+from loomis.train.metrics import image_metrics, mean_metrics  # noqa: E402
+from loomis.train.model_card import pose_cells  # noqa: E402
+from loomis.train.nets import Generator, init_weights  # noqa: E402
+from loomis.train.synthetic import SceneParams, render_pair, scene  # noqa: E402
 
 if TYPE_CHECKING:
     from loomis.pipeline import Drawing
@@ -175,11 +174,7 @@ def pose_buckets(yaw: float, pitch: float) -> list[str]:
 def line_of_sight_angles(params: SceneParams) -> tuple[float, float, float]:
     """The render's head rotation as it looks from the camera (what a pose estimator can
     see): the camera-frame rotation with the turn of the view ray through the ball removed."""
-    from loomis.pose import _ray_rotation
-
-    pose = params.pose
-    yaw, pitch, roll = angles_from_matrix(
-        _ray_rotation(np.asarray(pose.position)).T @ pose.rotation)
+    yaw, pitch, roll = params.pose.line_of_sight_angles()
     return float(yaw), float(pitch), float(roll)
 
 
@@ -270,7 +265,7 @@ class AppearanceReference:
         self.k = k
 
     def __call__(self, sample: Sample) -> Image.Image:
-        from loomis.synthetic import render_photo
+        from loomis.train.synthetic import render_photo
 
         size = sample.photo.size[0]
         rng = np.random.default_rng([HELD_OUT_SEED, sample.index, self.k])
@@ -307,7 +302,7 @@ def shipped_folders(root: Path) -> list[Path]:
 def shipped_pose_net(root: Path):
     """The pose net shipped under ``root``, or None (measured on its own; the pipeline no
     longer starts fits from it)."""
-    from loomis.pose_net import PoseNet
+    from loomis.train.pose_net import PoseNet
     from loomis.registry import POSE_NET
 
     return PoseNet.from_pretrained(root / POSE_NET) if (root / POSE_NET).is_dir() else None
@@ -317,7 +312,7 @@ def generator_methods(root: Path, runtime: str = "auto", estimator=None) -> list
     """Each shipped generator and, after it, its untrained twin. Drawing makers also get
     the app's path: :func:`loomis.pipeline.photo_to_drawing` with the construction fitted
     to their lines, the faces found by ``estimator`` (a :class:`loomis.pose.PoseEstimator`)."""
-    from loomis.inference import Translator
+    from loomis.train.inference import Translator
 
     out = []
     for folder in shipped_folders(root):
@@ -665,7 +660,7 @@ def parse_generators(specs: list[str]) -> dict[str, Path]:
 def real_generators(checkpoints: Path, extras: dict[str, Path],
                     runtime: str = "auto") -> list[RealGenerator]:
     """The shipped generators under ``checkpoints`` (named by folder), then the extras."""
-    from loomis.inference import Translator
+    from loomis.train.inference import Translator
 
     out = [RealGenerator(f.name, "shipped", f, Translator.from_pretrained(f, runtime=runtime))
            for f in shipped_folders(checkpoints)]
@@ -681,7 +676,7 @@ def real_generators(checkpoints: Path, extras: dict[str, Path],
 def real_photo_files(folder: Path, n: int | None, every: bool = False) -> list[Path]:
     """The held-out photos of ``folder`` (every photo with ``every``), at most ``n`` of
     them spread evenly over the sorted list."""
-    from loomis.autopairs import held_out, photo_files
+    from loomis.train.autopairs import held_out, photo_files
 
     files = photo_files(folder) if every else held_out(folder)
     if n is not None and n < len(files):
@@ -759,7 +754,7 @@ def evaluate_real_drawings(name: str, group: str, make: Callable, photos: list[R
     largest head (``construction``: the method's own :class:`~loomis.pipeline.Head` boxes;
     every method: the extent of its lines). ``make`` returns a
     :class:`~loomis.pipeline.Drawing` or a plain image."""
-    from loomis.metrics import line_scores
+    from loomis.train.metrics import line_scores
     from loomis.pipeline import Drawing, NoFaceError
 
     rows, times, outputs = [], [], {}
@@ -848,7 +843,7 @@ def mean_from_portraits(folder: Path, exclude: set[str], limit: int, estimator,
     engine's largest face, :func:`loomis.pipeline.cut_square`). Where those show no face
     (a folder judged whole, ``--real-all``), the judged photos are used too, and the third
     value says so."""
-    from loomis.autopairs import held_out, photo_files
+    from loomis.train.autopairs import held_out, photo_files
     from loomis.imageio import ImageError, load_image
     from loomis.pipeline import cut_square, head_square
 
@@ -883,7 +878,7 @@ def evaluate_real_photos(name: str, group: str, translator, photos: list[RealPho
     the reference). Per made photo: a face found (detector score ≥ :data:`FACE_SCORE_MIN`),
     the yaw read back against the engine's yaw for that photo, L1 and SSIM against the
     real photo."""
-    from loomis.metrics import l1, ssim
+    from loomis.train.metrics import l1, ssim
     from loomis.pipeline import NoDrawingError, sketch_to_photo
 
     rows, times, outputs = [], [], {}
@@ -1131,7 +1126,7 @@ def run(n: int, size: int, checkpoints: Path, runtime: str = "auto", cache: Path
         log(f"  pose net: {pose_net_report['median_ms']:.1f} ms a photo")
     settings = {"seed": HELD_OUT_SEED, "n": n, "size": size, "tolerance_px": 2.0,
                 "canny": list(CANNY), "checkpoints": str(checkpoints), "runtime": runtime,
-                "command": f"python benchmarks/quality.py --n {n} --size {size}"}
+                "command": f"python -m benchmarks.quality --n {n} --size {size}"}
     return {"settings": settings, "results": results, "pose_net": pose_net_report}
 
 
@@ -1226,7 +1221,7 @@ def main(argv: list[str] | None = None) -> dict:
                                   args.runtime, args.mean_photo_data,
                                   MEAN_PHOTOS_QUICK if args.quick else MEAN_PHOTOS,
                                   args.real_figure, log=log)
-        cmd = ["python benchmarks/quality.py --no-synthetic"]
+        cmd = ["python -m benchmarks.quality --no-synthetic"]
         if args.real is not None:
             cmd.append(f"--real {args.real}")
         if args.real_all:
@@ -1252,18 +1247,18 @@ def main(argv: list[str] | None = None) -> dict:
         args.json.write_text(json.dumps(report, indent=1))
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        command = "python benchmarks/quality.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        command = "python -m benchmarks.quality " + " ".join(argv if argv is not None else sys.argv[1:])
         args.markdown.write_text(
             "# Quality, measured\n\nWritten by `benchmarks/quality.py` (the module docstring says "
             f"what each column means). Command:\n\n```bash\n{command}\n```\n\n"
             + "\n".join(tables) + "\n")
     if args.update_cards:
-        from loomis.model_card import read_training_record, write_model_card
+        from loomis.train.model_card import read_training_record, write_model_card
 
         for folder in shipped_folders(args.checkpoints):
             if read_training_record(folder) is None:
                 print(f"warning: {folder} has no training.json; its card cannot say how it "
-                      "was trained (see loomis/model_card.py)", file=sys.stderr)
+                      "was trained (see loomis/train/model_card.py)", file=sys.stderr)
             path = write_model_card(folder, report)
             print(f"model card: {path}", file=sys.stderr)
     return report

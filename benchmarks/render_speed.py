@@ -1,6 +1,6 @@
 """How fast synthetic pairs render, and whether MediaPipe sees a face in them.
 
-    python benchmarks/render_speed.py [--size 256] [--n 20] [--repeats 5] [--json OUT.json]
+    python -m benchmarks.render_speed [--size 256] [--n 20] [--repeats 5] [--json OUT.json]
                                       [--mediapipe N]
 
 Prints pairs per second for photo + drawing at ``--size``² (each repeat renders ``--n``
@@ -19,11 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-
-from loomis.camera import Camera, HeadPose  # noqa: E402
-from loomis.draw import DrawStyle, draw_strokes  # noqa: E402
-from loomis.head import construction_lines  # noqa: E402
-from loomis.synthetic import render_drawing, render_pair, render_photo, scene  # noqa: E402
+from loomis.camera import Camera, HeadPose
+from loomis.draw import DrawStyle, draw_strokes
+from loomis.head import construction_lines
+from loomis.train.synthetic import render_drawing, render_pair, render_photo, scene
 
 
 def _rates(fns: dict, scenes, size: int) -> dict[str, float]:

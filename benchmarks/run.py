@@ -1,6 +1,6 @@
 """One command that measures Loomis's speed on the machine it runs on.
 
-    python benchmarks/run.py [--quick] [--json FILE] [--runs N]
+    python -m benchmarks.run [--quick] [--json FILE] [--runs N]
 
 Prints a markdown table: the float32 matmul limit of this machine (the fastest of numpy's,
 torch's and ONNX Runtime's) and its memory bandwidth; generator latency, achieved GFLOP/s,
@@ -139,7 +139,7 @@ def matmul_contenders(quick: bool) -> tuple[dict[str, Callable[[], object]], int
     b = np.random.rand(n, n).astype(np.float32)
     ta, tb = torch.from_numpy(a), torch.from_numpy(b)
     fns: dict[str, Callable[[], object]] = {"numpy": lambda: a @ b, "torch": lambda: ta @ tb}
-    from loomis.inference import available_runtimes
+    from loomis.train.inference import available_runtimes
 
     if "onnxruntime" in available_runtimes():
         sess = _matmul_session(n)
@@ -191,7 +191,7 @@ def _generators(quick: bool):
 
 
 def _build_generator(source: dict):
-    from loomis.nets import Generator
+    from loomis.train.nets import Generator
 
     if "folder" in source:
         return Generator.from_pretrained(source["folder"]).eval()
@@ -203,8 +203,8 @@ def make_inference(source: dict, runtime: str, mirror: bool = False) -> Callable
     """One forward pass of a generator at batch 1: ``runtime`` "torch eager" (torch's own
     kernels), "torch eager, matmul upsampling" (the project's eager path) or an
     ONNX-style runtime through ``Translator.run`` (with the app's mirror pass if asked)."""
-    from loomis import inference
-    from loomis.nets import set_matmul_upsampling
+    from loomis.train import inference
+    from loomis.train.nets import set_matmul_upsampling
 
     g = _build_generator(source)
     size = g.config.image_size
@@ -229,8 +229,8 @@ def bench_generators(quick: bool) -> list[dict]:
     whichever runs next."""
     from functools import partial
 
-    from loomis import inference
-    from loomis.nets import set_matmul_upsampling
+    from loomis.train import inference
+    from loomis.train.nets import set_matmul_upsampling
 
     rows = []
     limit_fn, limit_flops = interleaved_limit(quick)
@@ -272,14 +272,14 @@ def bench_generators(quick: bool) -> list[dict]:
 def bench_training(quick: bool) -> list[dict]:
     """Training steps. pix2pix's plain step (per-parameter Adam, torch's native transposed
     convolutions, glibc's own malloc thresholds), its fast step (fused Adam, matmul
-    upsampling at 1–16 px, freed memory kept: ``loomis.memory``, what the training scripts
+    upsampling at 1–16 px, freed memory kept: ``loomis.train.memory``, what the training scripts
     run) and the fast step without the memory setting each run in a process of their own,
     as a training job would (the allocator setting is process-wide, and in one shared
     process each model's allocations change the others' page faults), and are timed in
     alternation so that their ratios are fair on a noisy machine."""
     from functools import partial
 
-    from loomis.models import CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig
+    from loomis.train.models import CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig
 
     size = 64 if quick else 256
     arch = "unet_64" if quick else "unet_256"
@@ -320,9 +320,9 @@ def bench_training(quick: bool) -> list[dict]:
 
 def make_step(config: dict, retain_memory: bool) -> Callable[[], object]:
     """One pix2pix training step on a fixed batch; ``retain_memory`` first applies
-    :func:`loomis.memory.retain_freed_memory` to this process, as the training scripts do."""
-    from loomis.memory import retain_freed_memory
-    from loomis.models import Pix2Pix, Pix2PixConfig
+    :func:`loomis.train.memory.retain_freed_memory` to this process, as the training scripts do."""
+    from loomis.train.memory import retain_freed_memory
+    from loomis.train.models import Pix2Pix, Pix2PixConfig
 
     if retain_memory:
         retain_freed_memory()
@@ -336,7 +336,7 @@ def make_step(config: dict, retain_memory: bool) -> Callable[[], object]:
 def _contender_worker(conn, make: Callable[[], Callable[[], object]], threads: int) -> None:
     """A spawned process: builds its contender with ``make()``, then runs it on request and
     answers with the call's wall time and page faults, measured here (no pipe latency)."""
-    from loomis.memory import page_faults
+    from loomis.train.memory import page_faults
 
     torch.set_num_threads(threads)
     fn = make()
@@ -432,11 +432,11 @@ def bench_engine(quick: bool) -> list[dict]:
         t_photo = median_time(lambda: photo_to_loomis(photo, estimator=still), repeats, warmup=2)
     # the construction fit the app runs on a generator's drawing (a target drawing here)
     from loomis.construction_fit import fit_construction
-    from loomis.synthetic import render_drawing, scene
+    from loomis.train.synthetic import render_drawing, scene
 
-    from loomis.pose_net import PoseNet
+    from loomis.train.pose_net import PoseNet
     from loomis.registry import POSE_NET, checkpoints_dir
-    from loomis.synthetic import render_photo
+    from loomis.train.synthetic import render_photo
 
     params = scene(1, 0)
     drawing, photo256 = render_drawing(params, 256), render_photo(params, 256)
@@ -457,7 +457,7 @@ def bench_engine(quick: bool) -> list[dict]:
 
 
 def bench_render(quick: bool) -> list[dict]:
-    from loomis import synthetic
+    from loomis.train import synthetic
 
     size = 64 if quick else 256
     n = 4 if quick else 30

@@ -1,6 +1,6 @@
 """Validation metric against training time, for one or more training runs.
 
-    python benchmarks/training_curve.py RUN_DIR [RUN_DIR ...] [--out docs/training_curve.png]
+    python -m benchmarks.training_curve RUN_DIR [RUN_DIR ...] [--out docs/training_curve.png]
                                         [--goal f1=0.75 --goal ssim=0.80]
 
 Reads each run's ``metrics.csv`` (written by ``train/pix2pix.py`` / ``train/cyclegan.py``

@@ -1,6 +1,6 @@
 """Regenerate the app's example images: rendered heads, their Loomis drawings, sketches.
 
-Everything here is made by the project itself (loomis.synthetic's procedural heads), so
+Everything here is made by the project itself (loomis.train.synthetic's procedural heads), so
 the examples carry no third-party content. Fixed seeds: running it again rewrites the
 same bytes. Usage: ``python examples/make_examples.py [--out examples] [--size 256]``.
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from loomis.synthetic import SceneParams, render_drawing, render_pair
+from loomis.train.synthetic import SceneParams, render_drawing, render_pair
 
 PHOTO_SEEDS = (11, 23, 37)
 SKETCH_SEEDS = (101, 202, 303)

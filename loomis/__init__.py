@@ -13,7 +13,7 @@ and a construction sketch → a photo of a head.
 This is what the app calls. Underneath: :mod:`loomis.pipeline` (the one path a picture
 takes), :mod:`loomis.pose` (faces and their pose), :mod:`loomis.registry` (which
 generator, from the Hub or ``checkpoints/``) and :mod:`loomis.runtime` (the generators in
-ONNX Runtime). The training kit (``loomis.nets``, ``loomis.models``, ``train/``) needs
+ONNX Runtime). The training kit (``loomis.train.nets``, ``loomis.train.models``, ``train/``) needs
 ``requirements-train.txt``.
 """
 from __future__ import annotations

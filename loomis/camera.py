@@ -83,6 +83,17 @@ def angles_from_matrix(rot: np.ndarray) -> tuple[float, float, float]:
     return math.degrees(y), -math.degrees(q), math.degrees(r)
 
 
+def ray_rotation(ray: np.ndarray) -> np.ndarray:
+    """Smallest rotation taking the optical axis (0, 0, -1) onto ``ray``: what an object
+    that looks frontal to a camera aimed at it looks like to a camera aimed elsewhere."""
+    a = np.array([0.0, 0.0, -1.0])
+    b = np.asarray(ray, dtype=np.float64) / np.linalg.norm(ray)
+    v = cross(a, b)
+    c = float(a @ b)
+    vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    return np.eye(3) + vx + vx @ vx / (1.0 + c)
+
+
 @dataclass(frozen=True)
 class HeadPose:
     """Where the head is: rotation (degrees), size of one Loomis unit, and ball centre.
@@ -100,6 +111,12 @@ class HeadPose:
     @property
     def rotation(self) -> np.ndarray:
         return rotation_matrix(self.yaw, self.pitch, self.roll)
+
+    def line_of_sight_angles(self) -> tuple[float, float, float]:
+        """Yaw, pitch, roll as the head looks from the camera: the rotation with the turn
+        of the view ray through the ball centre removed (what a photo shows and what
+        Loomis reports; ``yaw`` etc. are in the camera's axes)."""
+        return angles_from_matrix(ray_rotation(np.asarray(self.position)).T @ self.rotation)
 
     def to_camera(self, points: np.ndarray) -> np.ndarray:
         """Map ``(..., 3)`` head-frame points to camera-frame points."""

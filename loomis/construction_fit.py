@@ -11,30 +11,21 @@ gives the pose as numbers. This is the "angle of the head" the original pix2pix
 experiment got wrong, now solved by geometry on top of the network.
 
 The fit minimises a symmetric truncated chamfer distance on the drawing's ink mask
-(``metrics.binarize``): the mean distance from each projected visible line pixel to the
-nearest drawn one (lines drawn that are not in the drawing), plus the mean distance from
-each drawn pixel to the nearest projected line (drawn lines it fails to explain), both
-capped at ``FitConfig.tolerance`` so a few stray marks cannot pull the fit. Search: a
-coarse grid over yaw, pitch and roll (position from the ink's extent), then Nelder-Mead
-over all six parameters from the best few grid points; or, given a ``pose_hint`` (the
-pose net's reading of the photo, :mod:`loomis.pose_net`), Nelder-Mead from the hint
+(:func:`loomis.imageio.binarize`): the mean distance from each projected visible line
+pixel to the nearest drawn one (lines drawn that are not in the drawing), plus the mean
+distance from each drawn pixel to the nearest projected line (drawn lines it fails to
+explain), both capped at ``FitConfig.tolerance`` so a few stray marks cannot pull the fit.
+Search: a coarse grid over yaw, pitch and roll (position from the ink's extent), then
+Nelder-Mead over all six parameters from the best few grid points; or, given a
+``pose_hint`` (the pipeline passes the face's landmark pose), Nelder-Mead from the hint
 alone. The grid is where the fit goes wrong: where a generator's lines are poor (profiles,
 heads tilted up), a wrong pose can explain them about as well as the right one.
 
-Measured on the 60 validation scenes of the synthetic data (held-out figures:
-``benchmarks/quality.py``'s ``, construction fit`` rows):
-
-* fitted to the target drawings themselves, the fit redraws them with line F1 0.951 at a
-  median pose error of 0.6 / 0.8 / 0.3 degrees (yaw / pitch / roll): the search and the
-  default proportions are not what limits it;
-* fitted to the drawings (with the mirror pass) of the pix2pix generator shipped before
-  the current one, line F1 rises from 0.647 to 0.716, with a median pose error of
-  2.7 / 2.9 / 1.4 degrees (held out, with the current one: 0.661 to 0.721). Fitted
-  to the generator's single-pass drawing instead it scores 0.687 (against 0.709, both at
-  the 0.5 threshold): the mirror pass's extra lines are evidence, not clutter;
-* ``ink_threshold`` 0.65 rather than the metric's 0.5: a generator draws lines it is
-  unsure of in grey, and those still say where the head is (F1 0.695 / 0.709 / 0.716 /
-  0.700 at thresholds 0.4 / 0.5 / 0.65 / 0.8).
+Why it can be trusted: fitted to the target drawings themselves it redraws them almost
+exactly, so the search and the default proportions are not what limits it; and a
+generator's grey lines (``ink_threshold`` above the metric's 0.5) and the mirror pass's
+extra lines are evidence of where the head is, not clutter. The *fit* rows of
+docs/quality.md measure it on real photos.
 """
 from __future__ import annotations
 
@@ -45,11 +36,11 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .camera import Camera, HeadPose
-from .draw import DrawStyle, draw_strokes
-from .head import ConstructionModel, LoomisProportions, Stroke, construction_lines
-from .imageio import ImageLike, load_image
-from .metrics import binarize
+from loomis.camera import Camera, HeadPose
+from loomis.draw import DrawStyle, draw_strokes
+from loomis.head import ConstructionModel, LoomisProportions, Stroke, construction_lines
+from loomis.imageio import ImageLike, load_image
+from loomis.imageio import binarize
 
 __all__ = ["FitConfig", "ConstructionFit", "EmptyDrawingError", "fit_construction",
            "nelder_mead"]
@@ -315,7 +306,7 @@ def fit_construction(drawing: ImageLike, config: FitConfig = FitConfig(),
     that camera's frame) is where the search starts instead of the ink's extent and the
     grid. Raises :class:`EmptyDrawingError` when there are too few lines.
 
-    ``pose_hint`` (yaw, pitch, roll in degrees, e.g. :meth:`loomis.pose_net.PoseNet.predict`
+    ``pose_hint`` (yaw, pitch, roll in degrees, e.g. :meth:`loomis.train.pose_net.PoseNet.predict`
     of the photo the drawing was made from) replaces the grid: the search starts from the
     hint alone, and a deviation from it costs ``(deviation / hint_sigma)**2`` averaged over
     the three angles (1 px of chamfer distance for ``hint_sigma`` degrees off on every

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .head import Stroke
+from loomis.head import Stroke
 
 __all__ = ["DrawStyle", "draw_strokes"]
 

@@ -1,5 +1,5 @@
 """What a generator is, without torch: its config (``config.json``) and the architecture
-names and rules shared by the training kit (:mod:`loomis.nets`) and the torch-free
+names and rules shared by the training kit (:mod:`loomis.train.nets`) and the torch-free
 runtime (:mod:`loomis.runtime`)."""
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ The numbers live in :class:`LoomisProportions` (see ../shared/loomis-geometry.md
   and its top and bottom lie exactly on the hairline (y = +1) and nose line (y = −1);
 * brow line y = 0 (the ball's equator), chin y = −2.
 
-The same proportions shape the procedural head of :mod:`loomis.render`, which is why the
+The same proportions shape the procedural head of :mod:`loomis.train.render`, which is why the
 drawing lies on the rendered face.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .camera import Camera, HeadPose, cross
+from loomis.camera import Camera, HeadPose, cross
 
 __all__ = ["LoomisProportions", "Stroke", "StrokeKinds", "ConstructionModel", "construction_lines",
            "construction_points", "face_depth", "check_pose_in_front"]

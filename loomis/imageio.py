@@ -135,3 +135,41 @@ def to_image(t) -> Image.Image:
         t = t.expand(3, -1, -1)
     arr = ((t.clamp(-1, 1) + 1.0) * 127.5 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
     return Image.fromarray(np.ascontiguousarray(arr))
+
+
+def as_float(img) -> np.ndarray:
+    """Any supported image → float64 array in [0, 1], ``H×W`` or ``H×W×C``."""
+    if isinstance(img, Image.Image):
+        img = np.asarray(img.convert("RGB") if img.mode not in ("L", "RGB") else img)
+    if type(img).__module__.startswith("torch"):     # a tensor (torch imported only then)
+        t = img.detach().float().cpu()
+        if t.dim() == 4:
+            if t.shape[0] != 1:
+                raise ValueError("give one image at a time, not a batch")
+            t = t[0]
+        if t.dim() != 3:
+            raise ValueError(f"a tensor image must be (C, H, W), got {tuple(t.shape)}")
+        return ((t.clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy().astype(np.float64)
+    a = np.asarray(img)
+    if a.dtype == np.uint8:
+        return a.astype(np.float64) / 255.0
+    if a.dtype == np.bool_:
+        return a.astype(np.float64)
+    a = a.astype(np.float64)
+    if a.size and (a.min() < 0 or a.max() > 1):
+        raise ValueError("float images must lie in [0, 1] (pass [-1, 1] tensors as tensors)")
+    return a
+
+
+def gray(a: np.ndarray) -> np.ndarray:
+    """Luma of an ``H×W×C`` float image (``H×W`` passes through)."""
+    if a.ndim == 3:
+        if a.shape[2] == 1:
+            return a[..., 0]
+        return a[..., :3] @ np.array([0.299, 0.587, 0.114])
+    return a
+
+
+def binarize(img, threshold: float = 0.5) -> np.ndarray:
+    """Line pixels of a drawing: True where the gray level is below ``threshold``."""
+    return gray(as_float(img)) < threshold

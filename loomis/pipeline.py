@@ -6,7 +6,7 @@ Why face by face: a generator sees a square of ``image_size`` pixels. Fed a whol
 trained on, and draws one construction in the wrong place or of the wrong size. Here
 every engine starts from the faces the geometric engine finds (:mod:`loomis.pose`), cuts
 each to the framing the generators are trained on (:func:`head_square`, the same square
-:mod:`loomis.autopairs` cuts training pairs with), and puts the result back where the
+:mod:`loomis.train.autopairs` cuts training pairs with), and puts the result back where the
 face was. So every engine draws one construction per face found, and none on a photo
 without one (:class:`~loomis.pose.NoFaceError`).
 
@@ -28,17 +28,17 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .camera import Camera, HeadPose
-from .canvas import white_paper
-from .draw import DrawStyle
-from .engine import BACKGROUNDS, GRAPHITE, INK, draw_faces, make_background
-from .head import LoomisProportions, Stroke, construction_lines
-from .imageio import ImageError, ImageLike, load_image
-from .metrics import binarize
-from .pose import FacePose, NoFaceError, PoseConfig, PoseEstimator
+from loomis.camera import Camera, HeadPose
+from loomis.canvas import white_paper
+from loomis.draw import DrawStyle
+from loomis.engine import BACKGROUNDS, GRAPHITE, INK, draw_faces, make_background
+from loomis.head import LoomisProportions, Stroke, construction_lines
+from loomis.imageio import ImageError, ImageLike, load_image
+from loomis.imageio import binarize
+from loomis.pose import FacePose, NoFaceError, PoseConfig, PoseEstimator
 
 if TYPE_CHECKING:
-    from .inference import Translator
+    from loomis.runtime import GraphTranslator as Translator
 
 __all__ = ["GEOMETRIC", "HEAD_MARGIN", "Head", "Drawing", "photo_to_drawing", "find_heads",
            "sketch_to_photo", "head_square", "crop_camera", "cut_square", "ink_square",
@@ -279,9 +279,7 @@ def _fit_face(drawn: Image.Image, face: FacePose, square: tuple[float, float, fl
     place, size and whatever angle they clearly disagree on. A fit that moves the ball
     by more than :data:`MAX_FIT_MOVE` of its distance is not believed: the landmark pose
     is kept (a generator that drew noise, or another head)."""
-    from .camera import angles_from_matrix
-    from .construction_fit import EmptyDrawingError, FitConfig, fit_construction
-    from .pose import _ray_rotation
+    from loomis.construction_fit import EmptyDrawingError, FitConfig, fit_construction
 
     x0, y0, side = square
     crop_cam = crop_camera(face.camera, x0, y0, side, drawn.width)
@@ -296,8 +294,7 @@ def _fit_face(drawn: Image.Image, face: FacePose, square: tuple[float, float, fl
     moved = np.linalg.norm(np.subtract(pose.position, start.position))
     if moved > MAX_FIT_MOVE * np.linalg.norm(start.position):
         return face     # lines that put the head elsewhere are not a drawing of this face
-    yaw, pitch, roll = angles_from_matrix(_ray_rotation(np.asarray(pose.position)).T
-                                          @ pose.rotation)
+    yaw, pitch, roll = pose.line_of_sight_angles()
     return dataclasses.replace(face, head=pose, yaw=float(yaw), pitch=float(pitch),
                                roll=float(roll))
 

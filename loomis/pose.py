@@ -48,7 +48,7 @@ from typing import Literal
 
 import numpy as np
 
-from loomis.camera import Camera, HeadPose, angles_from_matrix, cross, rotation_matrix
+from loomis.camera import Camera, HeadPose, angles_from_matrix, cross, ray_rotation, rotation_matrix
 from loomis.face_reference import N_LANDMARKS, FaceReference, load_reference, outward_normals
 from loomis.imageio import ImageLike, load_image
 from loomis.landmarker import FaceReading, Landmarker
@@ -211,7 +211,7 @@ class _Mesh:
         m = reading.matrix
         # MediaPipe's camera frame is ours (x right, y up, z backward); the translation is
         # the ray to the canonical face's origin, inside the head like the ball centre
-        rel = _ray_rotation(m[:3, 3]).T @ _orthonormal(m[:3, :3]) @ _LOOMIS_IN_CANONICAL
+        rel = ray_rotation(m[:3, 3]).T @ _orthonormal(m[:3, :3]) @ _LOOMIS_IN_CANONICAL
         return _Mesh(reading.points[:N_LANDMARKS].copy(), rel)
 
     def warped_back(self, m: np.ndarray) -> "_Mesh":
@@ -517,7 +517,7 @@ class PoseEstimator:
         rot, pos = _fit_weak(pts, self._ref, self._rigid, camera)
         if method.startswith("matrix"):
             for _ in range(2):           # the line of sight follows the position
-                rot = _ray_rotation(pos) @ mesh.rel
+                rot = ray_rotation(pos) @ mesh.rel
                 placed = _fit_position(pts[:, :2], self._ref, self._rigid, camera, rot)
                 if placed[2] < 0:        # in front of the camera (else keep the weak fit's)
                     pos = placed
@@ -532,7 +532,7 @@ class PoseEstimator:
                 rot, pos = _fit_joint(pts, self._ref, idx, camera, rot, pos,
                                       self.config.depth_weight)
         # the reported angles are relative to the line of sight (see FacePose)
-        ray = _ray_rotation(pos)
+        ray = ray_rotation(pos)
         yaw, pitch, roll = angles_from_matrix(ray.T @ rot)
         if self.config.pitch_gain != 1.0:
             pitch = float(np.clip(pitch * self.config.pitch_gain, -89.0, 89.0))
@@ -626,9 +626,8 @@ def _fit_weak(pts: np.ndarray, ref: np.ndarray, idx: np.ndarray, camera: Camera)
     from the line of sight through the landmarks' centre into the camera frame.
 
     MediaPipe reads a face the way a camera aimed at it would: its depth axis is the line
-    of sight to the face, not to the ball centre behind it. At 50° and 70° fields of view
-    the ball-centre ray read pitch 4 and 6° low on centred renders; the face's own ray
-    removes most of that (benchmarks/pose_accuracy.py)."""
+    of sight to the face, not to the ball centre behind it; taking the ball-centre ray reads
+    pitch low at wide fields of view."""
     from loomis.face_reference import _similarity
 
     src = ref[idx]
@@ -640,21 +639,10 @@ def _fit_weak(pts: np.ndarray, ref: np.ndarray, idx: np.ndarray, camera: Camera)
         return np.array([(x - cx) / camera.focal, (y_up + cy) / camera.focal, -1.0])
 
     centre = dst.mean(0)                      # the landmarks' centre in the image
-    rot = _ray_rotation(ray_through(centre[0], centre[1])) @ rot_view
+    rot = ray_rotation(ray_through(centre[0], centre[1])) @ rot_view
     # the ball centre: its image position and its depth for s pixels per unit
     pos = ray_through(t[0], t[1]) * camera.focal / s
     return rot, pos
-
-
-def _ray_rotation(ray: np.ndarray) -> np.ndarray:
-    """Smallest rotation taking the optical axis (0, 0, -1) onto ``ray``: what an object
-    that looks frontal to a camera aimed at it looks like to a camera aimed elsewhere."""
-    a = np.array([0.0, 0.0, -1.0])
-    b = ray / np.linalg.norm(ray)
-    v = cross(a, b)
-    c = float(a @ b)
-    vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
-    return np.eye(3) + vx + vx @ vx / (1.0 + c)
 
 
 def _fit_pnp(pts2d, ref, idx, camera: Camera, rot0, pos0):
@@ -665,8 +653,7 @@ def _fit_pnp(pts2d, ref, idx, camera: Camera, rot0, pos0):
     k = np.array([[camera.focal, 0, cx], [0, camera.focal, cy], [0, 0, 1]], dtype=np.float64)
     rvec, _ = cv2.Rodrigues(_CV_TO_OURS @ rot0)
     tvec = (_CV_TO_OURS @ pos0).reshape(3, 1)
-    # from the weak-perspective start five steps settle it: the angles agree with OpenCV's
-    # default twenty within 1e-4°, and a video frame is 0.5 ms quicker
+    # from the weak-perspective start five steps settle it (OpenCV's default is twenty)
     rvec, tvec = cv2.solvePnPRefineLM(ref[idx].astype(np.float64),
                                       pts2d[idx].astype(np.float64), k, None, rvec, tvec,
                                       (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_COUNT, 5, 1e-6))
@@ -682,11 +669,10 @@ def _fit_joint(pts: np.ndarray, ref: np.ndarray, idx: np.ndarray, camera: Camera
                pitch_only: bool = True, iterations: int = 30):
     """Least squares on the 2D landmarks *and* MediaPipe's relative depth together.
 
-    Why: MediaPipe's 2D landmarks move less than the face when it nods (a 2D fit reads
-    0.6-0.7 of the true pitch on every rendered set), while its depth column, which says
-    how far forward the brow, nose and chin are, keeps most of the pitch. For yaw it is
-    the other way round: the depth under-turns it (a 3D-to-3D fit read yaw 5.6-6.2° off
-    where the 2D fit was 3.1-3.6° off, on centred renders). So by default
+    Why: MediaPipe's 2D landmarks move less than the face when it nods (a 2D fit
+    under-reads pitch), while its depth column, which says how far forward the brow, nose
+    and chin are, keeps most of the pitch. For yaw it is the other way round: the depth
+    under-turns it. So by default
     (``pitch_only``) only the pitch and the position move from the PnP solution: the
     rotation turns about the head's pitch axis relative to the line of sight.
 
@@ -696,8 +682,7 @@ def _fit_joint(pts: np.ndarray, ref: np.ndarray, idx: np.ndarray, camera: Camera
     the shape counts). MediaPipe's depth is on the scale of x, so weight 1 counts it as
     one more image coordinate. Depth is measured along the line of sight to the
     landmarks' centre, which is how MediaPipe sees a face (its crop is centred on it):
-    along the ray to the ball centre instead, a depth-only fit read pitch 4-6° low at
-    50-70° fields of view (see :func:`_fit_weak`). Levenberg-Marquardt on a rotation
+    along the ray to the ball centre instead, pitch reads low (see :func:`_fit_weak`). Levenberg-Marquardt on a rotation
     increment (left-multiplied) and the position, with the analytic Jacobian."""
     import cv2
 
@@ -745,7 +730,7 @@ def _fit_joint(pts: np.ndarray, ref: np.ndarray, idx: np.ndarray, camera: Camera
 
     def pitch_axis(rot, pos):
         """The axis a change of pitch alone turns the head about (camera frame)."""
-        ray = _ray_rotation(pos)
+        ray = ray_rotation(pos)
         roll = angles_from_matrix(ray.T @ rot)[2]
         return ray @ rotation_matrix(0.0, 0.0, roll)[:, 0]
 

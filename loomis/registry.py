@@ -16,7 +16,7 @@ Defaults live in :data:`DEFAULTS` and nowhere else. Environment variables overri
 
 Resolution (:meth:`ModelRegistry.resolve`) is cheap: ``snapshot_download`` finds the
 folder in the Hub cache (or downloads it) and the resolved commit is the snapshot folder's
-name. Loading (:meth:`ModelRegistry.translator`) builds a :class:`~loomis.inference.Translator`
+name. Loading (:meth:`ModelRegistry.translator`) builds a :class:`~loomis.runtime.GraphTranslator`
 once per engine under that engine's own lock, so two engines load in parallel and a
 second request for the same engine waits for the first load instead of repeating it.
 """
@@ -32,7 +32,7 @@ from pathlib import Path
 HUB_ORG = "loomis-art"
 ENGINES = ("pix2pix-photo2drawing", "pix2pix-drawing2photo",
            "cyclegan-photo2drawing", "cyclegan-drawing2photo")
-#: the folder and Hub name of the photo → head pose network (loomis.pose_net; the training
+#: the folder and Hub name of the photo → head pose network (loomis.train.pose_net; the training
 #: kit's, not served by the app)
 POSE_NET = "posenet-photo"
 # model name → (Hub id, bundled folder name under the checkpoints folder)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from loomis.camera import HeadPose, angles_from_matrix, ray_rotation, rotation_matrix
+
 __all__ = ["OneEuro", "OneEuroFilter", "PoseTracker"]
 
 _DEG = 180.0 / math.pi
@@ -120,9 +122,6 @@ def _state(face, unit: float) -> np.ndarray:
 
 def _face(face, state: np.ndarray, unit: float):
     """``face`` moved to the filtered state: same landmarks, new pose."""
-    from loomis.camera import HeadPose, angles_from_matrix, rotation_matrix
-    from loomis.pose import _ray_rotation
-
     yaw, pitch, roll, xs, ys, ls = (float(v) for v in state)
     u_px = math.exp(ls / _DEG)
     cam = face.camera
@@ -130,6 +129,6 @@ def _face(face, state: np.ndarray, unit: float):
     z = -cam.focal / u_px
     pos = np.array([(xs * unit / _DEG - cx) * -z / cam.focal,
                     -(ys * unit / _DEG - cy) * -z / cam.focal, z])
-    rot = _ray_rotation(pos) @ rotation_matrix(yaw, pitch, roll)
+    rot = ray_rotation(pos) @ rotation_matrix(yaw, pitch, roll)
     head = HeadPose(*angles_from_matrix(rot), scale=1.0, position=tuple(map(float, pos)))
     return dataclasses.replace(face, yaw=yaw, pitch=pitch, roll=roll, head=head, u_pixels=u_px)

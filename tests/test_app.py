@@ -17,7 +17,7 @@ from PIL import Image
 
 import huggingface_hub.constants as hub_constants
 from loomis.canvas import EmptyCanvasError, canvas_to_drawing
-from loomis.nets import Generator
+from loomis.train.nets import Generator
 from loomis.registry import DEFAULTS, ENGINES, ModelRegistry, ModelUnavailable, env_var
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -355,7 +355,8 @@ def test_a_populated_hub_cache_is_preferred_to_the_bundled_copy(bundled, tmp_pat
     assert info["metrics"].startswith("| method | F1 |") and "Limitations" not in info["metrics"]
     hub_out = reg.translator("pix2pix-photo2drawing")(PHOTO)
     assert reg.resolve("pix2pix-drawing2photo").kind == "bundled"   # not cached: bundled
-    from loomis.inference import Translator   # the cached weights (seed 7) ran, not the bundled (seed 0)
+    # the cached weights (seed 7) ran, not the bundled (seed 0)
+    from loomis.train.inference import Translator
     expected = Translator(Generator.from_pretrained(str(hub_model)))(PHOTO)
     assert np.array_equal(np.asarray(hub_out), np.asarray(expected))
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from loomis.autopairs import PairConfig, SkipError, crop_camera, make_pair, make_pairs
+from loomis.train.autopairs import PairConfig, SkipError, crop_camera, make_pair, make_pairs
 from loomis.camera import Camera, HeadPose
 from loomis.face_reference import load_reference
 
@@ -99,7 +99,7 @@ def test_folder_to_pix2pix_layout_with_report(estimator, astronaut, tmp_path, ca
 
 
 def test_split_is_stable_and_respects_fractions():
-    from loomis.autopairs import split_of
+    from loomis.train.autopairs import split_of
 
     cfg = PairConfig(val_fraction=0.2, test_fraction=0.1)
     names = [f"img_{i}.jpg" for i in range(2000)]
@@ -120,8 +120,8 @@ def test_config_and_folder_errors(tmp_path):
 
 
 # -- variations, rendered heads, the CycleGAN halves, the held-out set -------------------
-from loomis.autopairs import (HELD_OUT_FRACTION, Variation, held_out,  # noqa: E402
-                              photo_files, split_of)
+from loomis.train.autopairs import (HELD_OUT_FRACTION, Variation, held_out,  # noqa: E402
+                                    photo_files, split_of)
 
 
 def named_for(split: str, config: PairConfig, n: int, start: int = 0) -> list[str]:
@@ -265,7 +265,7 @@ def test_pairs_jsonl_has_one_line_per_pair_written(dataset, portraits):
 
 
 def test_a_mirrored_copy_mirrors_the_head(estimator):
-    from loomis.synthetic import render_photo, scene
+    from loomis.train.synthetic import render_photo, scene
 
     turned = render_photo(scene(0, 9), 256)          # a head turned about 30 degrees
     cfg = PairConfig(size=64)
@@ -328,9 +328,7 @@ def test_held_out_is_stable_and_about_a_tenth(tmp_path):
 
 
 def test_the_pairs_command_passes_every_option(portraits, tmp_path):
-    import sys
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
-    import make_dataset
+    from train import make_dataset
 
     out = tmp_path / "cli"
     assert make_dataset.main(["pairs", "--photos", str(portraits), "--out", str(out),

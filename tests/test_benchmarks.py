@@ -50,9 +50,8 @@ def test_quick_benchmark_runs_every_section(tmp_path):
 
 @pytest.fixture
 def bench(monkeypatch):
-    """benchmarks/run.py as a module (benchmarks/ is a folder of scripts, not a package)."""
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    import run
+    """benchmarks/run.py as a module."""
+    from benchmarks import run
 
     return run
 
@@ -93,8 +92,7 @@ def test_step_flops_count_forward_and_both_gradients(bench):
 
 def test_layer_benchmark_runs_and_its_fast_layers_equal_the_plain_ones(tmp_path, monkeypatch):
     pytest.importorskip("onnxruntime")
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    import layer_speed
+    from benchmarks import layer_speed
 
     out = tmp_path / "layers.json"
     assert layer_speed.main(["--repeats", "1", "--threads", "1", "--json", str(out)]) == 0
@@ -109,14 +107,15 @@ def test_layer_benchmark_runs_and_its_fast_layers_equal_the_plain_ones(tmp_path,
     assert all(r["max_diff"] < 1e-4 for r in report["taps"])
 
 
-@pytest.mark.parametrize("script", sorted(p.relative_to(ROOT).as_posix()
-                                          for folder in ("benchmarks", "train")
-                                          for p in (ROOT / folder).glob("[!_]*.py")))
-def test_every_script_starts_from_a_clone_as_the_readme_runs_it(script):
-    # `python benchmarks/x.py` from the repository root, without PYTHONPATH or an installed
-    # package: the script itself must make `import loomis` work
+@pytest.mark.parametrize("command", [["-m", f"benchmarks.{p.stem}"]
+                                     for p in sorted((ROOT / "benchmarks").glob("[!_]*.py"))]
+                         + [[f"train/{p.name}"] for p in sorted((ROOT / "train").glob("[!_]*.py"))],
+                         ids=lambda command: command[-1])
+def test_every_script_starts_from_a_clone_as_the_docs_run_it(command):
+    # from the repository root without PYTHONPATH: benchmarks as `python -m benchmarks.NAME`,
+    # the training commands as `python train/NAME.py`
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    proc = subprocess.run([sys.executable, script, "--help"], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, *command, "--help"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "usage:" in proc.stdout
@@ -205,7 +204,7 @@ def test_quality_benchmark_judges_a_folder_of_real_photos(tmp_path):
     assert page.startswith("# Quality, measured") and "--real-all" in page
     assert page.index("## Real photos") < page.index("### Drawing → photo")
     # a model card made from this report shows its real-photo rows, beside the baselines
-    from loomis.model_card import render_model_card
+    from loomis.train.model_card import render_model_card
 
     card = render_model_card(maker, {"real": {**real, "drawing_to_photo": {
         kind: {("cyclegan-drawing2photo" if k == "new-maker" else k): v for k, v in rows.items()}

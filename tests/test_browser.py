@@ -21,7 +21,7 @@ from PIL import Image
 import torch
 
 import huggingface_hub.constants as hub_constants
-from loomis.nets import Generator
+from loomis.train.nets import Generator
 from loomis.registry import DEFAULTS, ENGINES
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from loomis import col2im
-from loomis.nets import Generator
+from loomis.runtime import col2im
+from loomis.train.nets import Generator
 
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
@@ -80,7 +80,7 @@ def test_layers_below_the_thresholds_and_older_opsets_are_left_alone():
 
 
 def test_unet_decoder_levels_are_rewritten_and_the_generator_still_equals_torch(tmp_path):
-    from loomis.inference import export_onnx
+    from loomis.train.inference import export_onnx
 
     torch.manual_seed(0)
     g = Generator(arch="unet_128", ngf=16, image_size=128).eval()
@@ -107,7 +107,7 @@ def test_unet_decoder_levels_are_rewritten_and_the_generator_still_equals_torch(
 def test_translator_runs_the_phase_graph_and_falls_back_if_it_ever_disagrees(tmp_path, monkeypatch):
     from onnx import numpy_helper
 
-    from loomis.inference import Translator
+    from loomis.train.inference import Translator
 
     torch.manual_seed(0)
     g = Generator(arch="unet_64", ngf=16, image_size=64)
@@ -179,7 +179,7 @@ def test_wide_or_strided_convolutions_keep_their_kernel():
 
 
 def test_resnet_image_layer_is_rewritten_and_the_generator_still_equals_torch(tmp_path):
-    from loomis.inference import export_onnx
+    from loomis.train.inference import export_onnx
 
     torch.manual_seed(0)
     g = Generator(arch="resnet_6blocks", norm="instance", ngf=8, image_size=32).eval()

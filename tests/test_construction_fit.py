@@ -8,11 +8,10 @@ import pytest
 from PIL import Image, ImageOps
 
 from loomis.camera import Camera, HeadPose
-from loomis.construction_fit import (EmptyDrawingError, FitConfig, fit_construction,
-                                     nelder_mead)
+from loomis.construction_fit import EmptyDrawingError, FitConfig, fit_construction, nelder_mead
 from loomis.head import ConstructionModel, construction_lines
-from loomis.metrics import line_scores
-from loomis.synthetic import render_drawing, scene
+from loomis.train.metrics import line_scores
+from loomis.train.synthetic import render_drawing, scene
 
 # Scenes of the training seed (1) the tests see: clean lines ("sketchy" off) at a
 # three-quarter turn tilted down, a near-frontal head tilted up and rolled, a profile.

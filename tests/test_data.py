@@ -6,7 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from loomis.data import DatasetError, PairedFolder, Unpaired, UnpairedFolder, default_load_size
+from loomis.train.data import (DatasetError, PairedFolder, Unpaired, UnpairedFolder,
+                               default_load_size)
 
 
 def _pair_image(path: Path, size: int = 40, seed: int = 0) -> None:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from loomis.nets import CheckpointError, Generator, load_weights
+from loomis.train.nets import CheckpointError, Generator, load_weights
 
 TINY = dict(arch="unet_32", ngf=8, image_size=64, direction="BtoA", domain_a="photo",
             domain_b="drawing", dropout=True)

@@ -7,8 +7,8 @@ import torch
 from PIL import Image
 
 from loomis.imageio import ImageError, load_image, to_image, to_tensor
-from loomis.inference import Translator, pad_to_square
-from loomis.nets import Generator
+from loomis.train.inference import Translator, pad_to_square
+from loomis.train.nets import Generator
 
 
 def _rgb():
@@ -106,7 +106,7 @@ def test_translator_returns_the_input_size_for_any_image():
 
 def test_onnxruntime_path_equals_torch_and_is_cached(tmp_path, monkeypatch):
     pytest.importorskip("onnxruntime")
-    from loomis import inference
+    from loomis.train import inference
 
     monkeypatch.setenv("LOOMIS_CACHE", str(tmp_path / "cache"))
     torch.manual_seed(0)
@@ -177,7 +177,7 @@ def test_the_export_cache_keeps_the_most_recent_graphs_within_its_limit(tmp_path
     import os
     import time
 
-    from loomis import inference
+    from loomis.train import inference
 
     monkeypatch.setenv("LOOMIS_CACHE", str(tmp_path))
     torch.manual_seed(0)

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from loomis.losses import GANLoss, ImagePool, gradient_penalty
-from loomis.nets import Discriminator
+from loomis.train.losses import GANLoss, ImagePool, gradient_penalty
+from loomis.train.nets import Discriminator
 
 
 def test_gan_losses_against_their_definitions():

@@ -1,4 +1,4 @@
-"""loomis.memory: keeping freed memory removes a training step's page faults, nothing else."""
+"""loomis.train.memory: keeping freed memory removes a training step's page faults, nothing else."""
 from __future__ import annotations
 
 import json
@@ -19,8 +19,8 @@ pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc",
 # then three pix2pix steps' losses.
 PROBE = """
 import json, sys, torch
-from loomis.memory import page_faults, retain_freed_memory
-from loomis.models import Pix2Pix, Pix2PixConfig
+from loomis.train.memory import page_faults, retain_freed_memory
+from loomis.train.models import Pix2Pix, Pix2PixConfig
 took = retain_freed_memory() if sys.argv[1] == "retain" else None
 for _ in range(25):  # the heap settles within about ten rounds
     torch.empty(10 << 20).fill_(1.0)
@@ -57,7 +57,7 @@ def test_retained_memory_removes_page_faults_and_keeps_the_losses():
 
 
 def test_going_back_to_glibc_thresholds_gives_memory_back():
-    from loomis.memory import retain_freed_memory
+    from loomis.train.memory import retain_freed_memory
 
     # the benchmark's plain step: glibc's own steady-state thresholds, free memory trimmed
     assert retain_freed_memory(False) is True

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from loomis.metrics import image_metrics, l1, line_scores, psnr, ssim
+from loomis.train.metrics import image_metrics, l1, line_scores, psnr, ssim
 
 
 def _drawing(size: int = 64) -> np.ndarray:

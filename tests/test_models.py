@@ -3,8 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from loomis.checkpoint import hash_weights, load_state, save_state
-from loomis.models import CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig, select_device
+from loomis.train.checkpoint import hash_weights, load_state, save_state
+from loomis.train.models import CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig, select_device
 
 TINY_P2P = dict(arch="unet_32", ngf=16, ndf=8, image_size=32)
 TINY_CYC = dict(arch="resnet_6blocks", ngf=8, ndf=8, image_size=32, pool_size=4)
@@ -195,7 +195,7 @@ def test_fast_step_gives_the_plain_steps_losses():
 
 @pytest.mark.parametrize("side", [1, 2, 5, 16])
 def test_transposed_conv_as_matmul_equals_the_native_kernel_with_its_gradients(side):
-    from loomis.nets import transposed_conv_as_matmul
+    from loomis.train.nets import transposed_conv_as_matmul
 
     torch.manual_seed(side)
     x = torch.randn(2, 24, side, side + 1, requires_grad=True)
@@ -215,7 +215,7 @@ def test_ink_weighted_l1_prefers_a_broad_line_to_a_blank_page():
     """Why l1_ink_weight exists: a young generator unsure of a line's position within ±1 px
     draws it 3 px wide. Plain L1 scores that worse than a blank page (two wrong pixels per
     column against one); weighting the target's ink by 1 + 4 turns that around."""
-    from loomis.models import ink_weighted_l1
+    from loomis.train.models import ink_weighted_l1
 
     target = torch.ones(1, 3, 32, 32)
     target[..., 16, :] = -1  # one dark line on white

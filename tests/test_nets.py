@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from loomis.nets import (Discriminator, Generator, PixelDiscriminator, count_parameters,
-                         init_weights, widen)
+from loomis.train.nets import (Discriminator, Generator, PixelDiscriminator, count_parameters,
+                               init_weights, widen)
 
 # (constructor kwargs, parameters of the reference implementation; gan-reference.md)
 REFERENCE_COUNTS = [

@@ -17,12 +17,12 @@ from PIL import Image
 
 from loomis.camera import Camera, HeadPose
 from loomis.engine import GRAPHITE, draw_faces
-from loomis.inference import Translator
-from loomis.nets import Generator
+from loomis.train.inference import Translator
+from loomis.train.nets import Generator
 from loomis.pipeline import (GEOMETRIC, HEAD_MARGIN, Drawing, Head, NoDrawingError, NoFaceError,
                              crop_camera, cut_square, find_heads, head_square, photo_to_drawing,
                              ink_square, sketch_to_photo)
-from loomis.synthetic import render_drawing, scene
+from loomis.train.synthetic import render_drawing, scene
 
 pytest.importorskip("skimage.data")  # the astronaut photo (conftest) comes from it
 
@@ -291,7 +291,7 @@ def test_heads_as_json(grace_hopper, estimator):
 def test_the_angles_turn_as_documented(grace_hopper, estimator):
     """yaw > 0: the face turned towards the picture's right (a mirror flips it); roll > 0:
     the head turned counter-clockwise in the picture."""
-    from loomis.synthetic import render_photo
+    from loomis.train.synthetic import render_photo
 
     turned = render_photo(scene(0, 9), 256)        # a rendered head turned well to one side
     (head,) = find_heads(turned, estimator=estimator)

@@ -235,13 +235,14 @@ def test_joint_fit_recovers_a_known_pose_from_landmarks_and_depth():
     start 8° and 1.5 u away when all three angles are free, and from a start 8° off in
     pitch alone in its default mode (the pitch settled, the 2D fit's yaw and roll kept)."""
     from loomis.camera import Camera, rotation_matrix
-    from loomis.pose import _fit_joint, _ray_rotation
+    from loomis.camera import ray_rotation
+    from loomis.pose import _fit_joint
 
     ref = load_reference().head_points(PoseConfig().ball_radius)
     idx = load_reference().fit_indices()
     camera = Camera(640, 480, 460.0)
     pos = np.array([2.5, 1.5, -14.0])
-    ray = _ray_rotation(pos)
+    ray = ray_rotation(pos)
     rot = ray @ rotation_matrix(35.0, -20.0, 10.0)       # relative to the line of sight
     a = ref @ rot.T
     uv = camera.project(a + pos)

@@ -156,8 +156,7 @@ def test_a_scanned_real_face_reads_within_the_goal_at_known_poses(tmp_path):
     and over a procedural head: every face is found and the default fit stays within the
     issue's 5° per axis (on 200 poses the default reads 3.5 / 3.8 / 0.9° bare, yaw / pitch /
     roll: docs/pose.md)."""
-    sys.path.insert(0, str(SCRIPT.parent))
-    import pose_accuracy
+    from benchmarks import pose_accuracy
 
     if pose_accuracy._face_scan() is None:
         pytest.skip("this Gradio leaves its sample face scan out")
@@ -189,9 +188,7 @@ def test_a_scanned_real_face_reads_within_the_goal_at_known_poses(tmp_path):
 def test_the_engine_sheets_show_its_drawing_with_true_and_read_angles(which):
     """The README's figures: the scanned face at known poses, and Grace Hopper's
     portrait upright and upside down."""
-    sys.path.insert(0, str(SCRIPT.parent))
-    import contact_sheet
-    import pose_accuracy
+    from benchmarks import contact_sheet, pose_accuracy
 
     if which == "scan":
         if pose_accuracy._face_scan() is None:

@@ -1,4 +1,4 @@
-"""The pose net (loomis/pose_net.py), its training script, and the fit started from it."""
+"""The pose net (loomis/train/pose_net.py), its training script, and the fit started from it."""
 import json
 import os
 import subprocess
@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import ImageOps
 
-from loomis.checkpoint import load_state
+from loomis.train.checkpoint import load_state
 from loomis.construction_fit import FitConfig, fit_construction
-from loomis.nets import CheckpointError
-from loomis.pose_net import MIRROR_SIGNS, PoseNet, PoseNetConfig
-from loomis.synthetic import render_drawing, render_photo, scene
+from loomis.train.nets import CheckpointError
+from loomis.train.pose_net import MIRROR_SIGNS, PoseNet, PoseNetConfig
+from loomis.train.synthetic import render_drawing, render_photo, scene
 
 pytestmark = pytest.mark.slow      # python -m pytest -m slow (.ci/run runs both)
 

@@ -4,7 +4,7 @@ import pytest
 
 from loomis.camera import Camera, HeadPose
 from loomis.head import LoomisProportions, construction_points
-from loomis.render import Background, HeadIdentity, Lighting, render_head
+from loomis.train.render import Background, HeadIdentity, Lighting, render_head
 
 CAM = Camera.from_fov(128, 128, 30.0)
 FLAT = Background("flat", (0.5, 0.6, 0.7))

@@ -12,7 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")        # the comparison needs the training kit
 
-from loomis.nets import Generator, init_weights  # noqa: E402
+from loomis.train.nets import Generator, init_weights  # noqa: E402
 from loomis.generator_config import CheckpointError  # noqa: E402
 from loomis.runtime import GraphTranslator, cache_dir  # noqa: E402
 
@@ -57,7 +57,7 @@ def test_the_graph_computes_what_the_torch_generator_computes(tmp_path, monkeypa
                                         if (p / "config.json").is_file()
                                         and "arch" in (p / "config.json").read_text()))
 def test_the_shipped_generators_translate_as_with_torch(name, astronaut):
-    from loomis.inference import Translator
+    from loomis.train.inference import Translator
 
     folder = CHECKPOINTS / name
     graph, eager = GraphTranslator.from_folder(folder), Translator.from_pretrained(folder,

@@ -7,11 +7,9 @@ set, drawing → photo on the real portraits the installed packages provide).
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +17,12 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from loomis.inference import Translator
-from loomis.model_card import read_training_record
-from loomis.nets import Generator
+from benchmarks import quality
+from loomis.train.inference import Translator
+from loomis.train.model_card import read_training_record
+from loomis.train.nets import Generator
 from loomis.pose import PoseEstimator
-from loomis.pose_net import PoseNet
+from loomis.train.pose_net import PoseNet
 from loomis.registry import POSE_NET
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,17 +39,6 @@ F1_MARGIN = 0.05         # photo → drawing: trained F1 at least this much abov
 # (test below).
 
 
-def _load_benchmark():
-    """benchmarks/quality.py as a module: the held-out set and the untrained twin are its."""
-    spec = importlib.util.spec_from_file_location("loomis_quality_benchmark",
-                                                  ROOT / "benchmarks" / "quality.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module      # its dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-quality = _load_benchmark()
 FOLDERS = quality.shipped_folders(CHECKPOINTS)
 each_folder = pytest.mark.parametrize("folder", FOLDERS, ids=[p.name for p in FOLDERS])
 
@@ -82,7 +70,7 @@ def test_folder_is_a_complete_hub_model_with_its_card(folder):
     assert record["command"].strip() in card, "the card does not show the training command"
     # measured numbers, not the placeholder: the card's table has this model's own row
     assert f"seed {quality.HELD_OUT_SEED}" in card and f"| **{folder.name}** |" in card, (
-        "the card has no measured metrics; run python benchmarks/quality.py --update-cards")
+        "the card has no measured metrics; run python -m benchmarks.quality --update-cards")
 
 
 @each_folder
@@ -123,7 +111,7 @@ def test_beats_its_untrained_twin(folder, batch, astronaut, grace_hopper):
     portraits, as a user meets it: from the geometric engine's construction of each, the
     made photo reads as a face where the twin's does not, and is nearer the real one in
     the head's square (L1, over both photos)."""
-    from loomis.metrics import l1
+    from loomis.train.metrics import l1
     from loomis.pipeline import photo_to_drawing, sketch_to_photo
 
     trained = Translator(Generator.from_pretrained(str(folder)), runtime="torch")
@@ -164,7 +152,7 @@ def test_the_fit_draws_real_faces_nearer_the_engine_than_the_pix2pix_drawing(ast
     (loomis.pipeline): the shipped pix2pix generator's lines, fitted from the face's
     landmark pose, give one clean construction per face, on the geometric engine's
     (benchmarks/quality.py measures the held-out portraits)."""
-    from loomis.metrics import line_scores
+    from loomis.train.metrics import line_scores
     from loomis.pipeline import GEOMETRIC, photo_to_drawing
 
     folder = CHECKPOINTS / "pix2pix-photo2drawing"
@@ -218,7 +206,7 @@ def test_pose_buckets_follow_the_issue_definition():
 def test_held_out_set_is_reproducible_and_not_the_training_data():
     a, b = quality.held_out_set(2, 64), quality.held_out_set(2, 64)
     assert [s.photo.tobytes() for s in a] == [s.photo.tobytes() for s in b]
-    from loomis.synthetic import render_photo, scene
+    from loomis.train.synthetic import render_photo, scene
 
     training = render_photo(scene(1, 0), 64)  # make_dataset.py synthetic --seed 1
     assert a[0].photo.tobytes() != training.tobytes()
@@ -249,7 +237,7 @@ def test_update_cards_writes_measured_numbers_and_refuses_held_out_training(tmp_
     # the fitted construction knows its pose, so its row reports the pose error too
     fitted = report["results"]["pix2pix-photo2drawing, construction fit"]
     assert fitted["group"] == "ablation" and "pose_mae" in fitted and fitted["faces_found"] <= 2
-    from loomis.model_card import TrainingRecordError, write_model_card
+    from loomis.train.model_card import TrainingRecordError, write_model_card
 
     card = write_model_card(folder, report).read_text()
     assert record["command"] in card and "| **pix2pix-photo2drawing** |" in card

@@ -12,13 +12,12 @@ from PIL import Image
 
 from loomis.camera import HeadPose
 from loomis.imageio import load_image
-from loomis.render import Background, HeadIdentity, Lighting
-from loomis.synthetic import (POSE_RANGE, PoseRangeError, SceneParams, SyntheticPairs,
-                              render_pair, scene)
+from loomis.train.render import Background, HeadIdentity, Lighting
+from train import make_dataset
+from loomis.train.synthetic import (POSE_RANGE, PoseRangeError, SceneParams, SyntheticPairs,
+                                    render_pair, scene)
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "train"))
-import make_dataset  # noqa: E402
 
 
 def test_sampled_scenes_stay_in_the_supported_pose_range():

@@ -20,13 +20,12 @@ from PIL import Image
 pytestmark = pytest.mark.slow      # python -m pytest -m slow (.ci/run runs both)
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "train"))
 
-from _loop import main as loop_main  # noqa: E402
-from push import check_folder  # noqa: E402
+from loomis.train.hub import check_folder
+from loomis.train.loop import main as loop_main
 
-from loomis.checkpoint import load_state  # noqa: E402
-from loomis.nets import Generator  # noqa: E402
+from loomis.train.checkpoint import load_state  # noqa: E402
+from loomis.train.nets import Generator  # noqa: E402
 
 TINY = ["--image-size", "32", "--ngf", "8", "--ndf", "8", "--val-n", "2", "--seed", "3"]
 P2P = ["--arch", "unet_32", *TINY]
@@ -410,7 +409,7 @@ def test_package_a_run_generator_for_checkpoints(tmp_path):
 def test_photo_epochs_are_picked_by_faces_read_back_then_ssim():
     """A photo epoch whose outputs read as faces beats a softer one with a higher SSIM
     (SSIM prefers a soft average, see benchmarks/quality.py); drawings still go by F1."""
-    from _loop import selection_score
+    from loomis.train.loop import selection_score
 
     sharp = selection_score(0.4, {"l1": 0.2, "ssim": 0.55, "faces": 0.25})
     soft = selection_score(0.3, {"l1": 0.15, "ssim": 0.70, "faces": 0.0})
@@ -424,10 +423,10 @@ def test_photo_epochs_are_picked_by_faces_read_back_then_ssim():
 
 
 def test_validation_reads_made_photos_back_as_faces(data, tmp_path):
-    from _loop import reads_as_face, validate
-    from loomis.models import Pix2Pix, Pix2PixConfig
+    from loomis.train.loop import reads_as_face, validate
+    from loomis.train.models import Pix2Pix, Pix2PixConfig
     from loomis.pose import PoseEstimator
-    from loomis.synthetic import SyntheticPairs
+    from loomis.train.synthetic import SyntheticPairs
 
     reader = PoseEstimator()
     val = SyntheticPairs(2, size=128, seed=4)                # (photo, drawing) tensors

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from loomis import winograd
-from loomis.nets import Generator
+from loomis.runtime import winograd
+from loomis.train.nets import Generator
 
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
@@ -23,7 +23,7 @@ def test_transform_matrices_compute_a_3_tap_correlation():
 
 
 def _export(g: Generator, path) -> "onnx.ModelProto":
-    from loomis.inference import export_onnx
+    from loomis.train.inference import export_onnx
 
     export_onnx(g, path, rewrite=False)
     return onnx.load(str(path))
@@ -62,7 +62,7 @@ def test_narrow_and_strided_convolutions_are_left_alone(tmp_path):
 
 
 def test_translator_runs_the_winograd_graph(tmp_path, monkeypatch):
-    from loomis.inference import Translator
+    from loomis.train.inference import Translator
 
     monkeypatch.setenv("LOOMIS_CACHE", str(tmp_path / "cache"))
     torch.manual_seed(0)
@@ -78,7 +78,7 @@ def test_a_graph_that_misses_the_tolerance_falls_back_to_direct_convolution(tmp_
     """If a Winograd graph ever disagreed with torch, the user still gets the right answer."""
     from onnx import numpy_helper
 
-    from loomis.inference import Translator
+    from loomis.train.inference import Translator
 
     real = winograd.winograd_convolutions
 

@@ -4,7 +4,7 @@
 
 Drawings (the generator's target domain is "drawing"): line precision, recall and F1 at a
 2-pixel tolerance (line pixels are those darker than mid-grey after binarisation).
-Photos: L1, PSNR, SSIM. Images go through ``loomis.inference.Translator`` exactly as the
+Photos: L1, PSNR, SSIM. Images go through ``loomis.train.inference.Translator`` exactly as the
 app runs them (any size in, the input's size out; drawings with the mirror pass, see
 ``Translator``; ``--no-mirror`` for the single pass) and are scored against the target at
 that size. Exit code 2 on bad input (unknown model, empty or missing split).
@@ -17,10 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-
-from loomis import metrics as M  # noqa: E402
-from loomis.data import DatasetError, PairedFolder  # noqa: E402
-from loomis.inference import Translator  # noqa: E402
+from loomis.train import metrics as M
+from loomis.train.data import DatasetError, PairedFolder
+from loomis.train.inference import Translator
 
 
 def evaluate(model: str, data: str, split: str = "test", tolerance: float = 2.0,

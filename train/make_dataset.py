@@ -8,9 +8,9 @@
 
 ``pairs`` turns any folder of portraits into paired and unpaired sets through the
 geometric engine, at the framing the app runs the generators at, with a held-out split
-fixed by file name (:mod:`loomis.autopairs` says what each option does and writes).
+fixed by file name (:mod:`loomis.train.autopairs` says what each option does and writes).
 
-``synthetic`` renders procedural heads and their Loomis constructions (loomis.synthetic):
+``synthetic`` renders procedural heads and their Loomis constructions (loomis.train.synthetic):
 
 * ``DIR/paired/{train,val,test}/NNNNNN.png``: pix2pix pairs, photo | drawing side by side
   (A left, B right);
@@ -39,9 +39,8 @@ from pathlib import Path
 
 from PIL import Image
 
-
-from loomis.synthetic import (MAX_SIZE, MIN_SIZE, render_drawing, render_pair,  # noqa: E402
-                              render_photo, scene)
+from loomis.train.synthetic import (MAX_SIZE, MIN_SIZE, render_drawing, render_pair, render_photo,
+                                    scene)
 
 FORMAT_VERSION = 1
 _STREAM_A, _STREAM_B = 1, 2        # unpaired photos and drawings: streams apart from pairs
@@ -256,7 +255,7 @@ def _worker_init() -> None:
 # ------------------------------------------------------------------------------- pairs
 
 def add_pairs(sub: argparse._SubParsersAction) -> None:
-    from loomis.autopairs import add_arguments
+    from loomis.train.autopairs import add_arguments
 
     p = sub.add_parser("pairs", help="portrait photos → pix2pix pairs (photo | its Loomis drawing)",
                        description="Every portrait in a folder becomes an aligned photo crop beside "
@@ -267,7 +266,7 @@ def add_pairs(sub: argparse._SubParsersAction) -> None:
 
 
 def run_pairs(args: argparse.Namespace) -> int:
-    from loomis.autopairs import run
+    from loomis.train.autopairs import run
 
     try:
         run(args)

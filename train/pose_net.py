@@ -1,4 +1,4 @@
-"""Train the photo → head pose network (:class:`loomis.pose_net.PoseNet`) on synthetic renders.
+"""Train the photo → head pose network (:class:`loomis.train.pose_net.PoseNet`) on synthetic renders.
 
     python train/make_dataset.py synthetic --out data/synth --n 3000
     python train/pose_net.py --data data/synth --out runs/posenet --epochs 60
@@ -34,12 +34,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from loomis.train.loop import leave_process_group, weights_digest
 
-from _loop import leave_process_group, weights_digest  # noqa: E402
-
-from loomis.checkpoint import load_state, save_state  # noqa: E402
-from loomis.pose_net import MIRROR_SIGNS, PoseNet, PoseNetConfig  # noqa: E402
-from loomis.registry import HUB_ORG, POSE_NET  # noqa: E402
+from loomis.train.checkpoint import load_state, save_state
+from loomis.train.pose_net import MIRROR_SIGNS, PoseNet, PoseNetConfig
+from loomis.registry import HUB_ORG, POSE_NET
 
 STATE_FILE = "state.safetensors"
 HEADER = "yaw_mae,pitch_mae,roll_mae"
@@ -124,7 +123,7 @@ def model_card(net: PoseNet, record: dict) -> str:
         "Loomis project's synthetic head renders, each with its exact pose. It gives "
         "`loomis.construction_fit.fit_construction` its starting pose (`pose_hint`), so the "
         "fit of the 3D construction to a pix2pix drawing starts in the right basin.", "",
-        "```python", "from loomis.pose_net import PoseNet",
+        "```python", "from loomis.train.pose_net import PoseNet",
         f'net = PoseNet.from_pretrained("{HUB_ORG}/{POSE_NET}")  # or the bundled folder',
         "yaw, pitch, roll = net.predict(photo)  # degrees, the photo and its mirror averaged",
         "```", "",

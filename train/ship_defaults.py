@@ -20,8 +20,7 @@ import json
 import shutil
 from pathlib import Path
 
-
-from safetensors.torch import load_file, save_file  # noqa: E402
+from safetensors.torch import load_file, save_file
 
 
 def package(args: argparse.Namespace) -> None:

@@ -22,9 +22,9 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from torch import nn
 
-from .generator_config import (ARCHS, NORMS, RESNET_ARCHS, CheckpointError, GeneratorConfig,
-                               _check_choice, _check_positive, min_input_multiple, read_safetensors,
-                               unet_depth)
+from loomis.generator_config import (ARCHS, NORMS, RESNET_ARCHS, CheckpointError, GeneratorConfig,
+                                     _check_choice, _check_positive, min_input_multiple,
+                                     read_safetensors, unet_depth)
 
 __all__ = [
     "GeneratorConfig", "Generator", "Discriminator", "PixelDiscriminator", "init_weights",
@@ -75,9 +75,8 @@ def transposed_conv_as_matmul(x: torch.Tensor, weight: torch.Tensor,
 
     Why: on a CPU, torch's native transposed convolution re-lays out the whole weight on
     every call. At the U-Net's inner levels (1–16 px, 4–8 M weights) that costs more than
-    the arithmetic; this form is 1.2–2.9× faster there, forward plus backward (one thread,
-    ``benchmarks/layer_speed.py``; ``benchmarks/run.py`` times the whole training step).
-    At 32 and 64 px it is slower (0.8–0.9×).
+    the arithmetic, and this form is faster there, forward plus backward; at 32 and 64 px it
+    is slower (docs/layer_speed.json; ``benchmarks/run.py`` times the whole training step).
     """
     n, cin, h, w = x.shape
     cout = weight.shape[1]
@@ -221,7 +220,7 @@ class Generator(nn.Module, PyTorchModelHubMixin, library_name="loomis",
     """An image-to-image generator (U-Net or ResNet) that travels with its config.
 
     Input and output are ``(N, C, H, W)`` tensors in [-1, 1]; ``H`` and ``W`` must be
-    multiples of :func:`min_input_multiple` (``loomis.inference`` resizes any image for
+    multiples of :func:`min_input_multiple` (``loomis.train.inference`` resizes any image for
     you). Call ``.eval()`` for inference: dropout off, BatchNorm uses its running
     statistics. ``from_pretrained`` returns the model in eval mode.
     """
@@ -250,7 +249,7 @@ class Generator(nn.Module, PyTorchModelHubMixin, library_name="loomis",
         if x.shape[2] % m or x.shape[3] % m or min(x.shape[2:]) < m:
             raise ValueError(f"{c.arch} needs height and width that are multiples of {m} "
                              f"(at least {m}); got {x.shape[2]}x{x.shape[3]}. Resize the "
-                             f"image, or use loomis.inference.Translator, which does")
+                             f"image, or use loomis.train.inference.Translator, which does")
         return self.net(x)
 
     def set_dropout(self, active: bool) -> "Generator":

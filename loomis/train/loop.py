@@ -40,19 +40,17 @@ import torch.distributed as dist
 from PIL import Image
 from tqdm import tqdm
 
-
-from loomis import metrics as M  # noqa: E402
-from loomis.checkpoint import (atomic_write, hash_weights, load_state,  # noqa: E402
-                              save_state)
-from loomis.data import DatasetError, PairedFolder, Unpaired, UnpairedFolder  # noqa: E402
-from loomis.imageio import to_image  # noqa: E402
-from loomis.inference import Translator  # noqa: E402
-from loomis.model_card import TRAINING_FILE, render_model_card  # noqa: E402
-from loomis.memory import retain_freed_memory  # noqa: E402
-from loomis.models import (CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig, LR_POLICIES,  # noqa: E402
-                           rng_state, set_rng_state)
-from loomis.nets import ARCHS, INITS, NORMS, Generator, widen  # noqa: E402
-from loomis.losses import GAN_MODES  # noqa: E402
+from loomis.train import metrics as M
+from loomis.train.checkpoint import atomic_write, hash_weights, load_state, save_state
+from loomis.train.data import DatasetError, PairedFolder, Unpaired, UnpairedFolder
+from loomis.imageio import to_image
+from loomis.train.inference import Translator
+from loomis.train.model_card import TRAINING_FILE, render_model_card
+from loomis.train.memory import retain_freed_memory
+from loomis.train.models import (CycleGAN, CycleGANConfig, Pix2Pix, Pix2PixConfig, LR_POLICIES,
+                                 rng_state, set_rng_state)
+from loomis.train.nets import ARCHS, INITS, NORMS, Generator, widen
+from loomis.train.losses import GAN_MODES
 
 if TYPE_CHECKING:
     from loomis.pose import PoseEstimator
@@ -150,7 +148,7 @@ def build_parser(kind: str) -> argparse.ArgumentParser:
     p.add_argument("--fused-adam", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--retain-freed-memory", action=argparse.BooleanOptionalAction, default=True,
                    help="on CPU, keep freed memory mapped instead of returning it to the system "
-                        "each step (glibc; same maths, fewer page faults; see loomis.memory)")
+                        "each step (glibc; same maths, fewer page faults; see loomis.train.memory)")
     p.add_argument("--max-steps", type=int, help="stop after this global step (tests)")
     p.add_argument("--max-minutes", type=float,
                    help="stop after this many minutes of training in this session, save, "
@@ -228,7 +226,7 @@ def make_data(kind: str, args_data: str | None, s: dict):
     """(train set, val set or None, val set is paired, description)."""
     size, seed = s["image_size"], s["seed"]
     if args_data is None:
-        from loomis.synthetic import SyntheticPairs
+        from loomis.train.synthetic import SyntheticPairs
 
         train = SyntheticPairs(s["synthetic_n"], size, seed)
         val = SyntheticPairs(s["val_n"], size, seed + 1)  # a different set of heads
@@ -449,7 +447,7 @@ def export_generator(gen: Generator, folder: Path, dtype: str, record: dict, run
                      last_metrics: dict) -> Path:
     """A complete Hub folder: config.json, model.safetensors, model.onnx, README.md card,
     training.json, samples.png, loss_curve.png."""
-    from loomis.inference import export_onnx
+    from loomis.train.inference import export_onnx
 
     if folder.exists():
         shutil.rmtree(folder)
@@ -817,7 +815,7 @@ def run(kind: str, args, argv: list[str]) -> int:
         print(f"done: {state['global_step']} steps; generator folder(s): "
               + ", ".join(str(f) for f in folders))
         if args.push_to_hub:
-            from push import push_folder, repo_for
+            from loomis.train.hub import push_folder, repo_for
 
             for f in folders:
                 repo = repo_for(args.push_to_hub, f.name)

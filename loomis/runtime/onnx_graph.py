@@ -1,4 +1,4 @@
-"""What the ONNX graph passes (:mod:`loomis.winograd`, :mod:`loomis.col2im`) read from an
+"""What the ONNX graph passes (:mod:`loomis.runtime.winograd`, :mod:`loomis.runtime.col2im`) read from an
 exported graph: tensor shapes, node attributes, and whether a convolution is a plain one
 with constant weights that a pass may rewrite."""
 from __future__ import annotations

@@ -3,15 +3,15 @@
 
 Why: the app only ever runs the trained generators forward, and torch (with what it
 pulls in) is most of an install's size. The graph written here computes what
-:class:`loomis.nets.Generator` computes in eval mode (BatchNorm folded into the
+:class:`loomis.train.nets.Generator` computes in eval mode (BatchNorm folded into the
 convolution before it, dropout off), node for node; ``tests/test_runtime.py`` checks it
 against torch for every architecture and the shipped generators. The speed passes of
-:mod:`loomis.winograd` and :mod:`loomis.col2im` then rewrite it, as they do torch's
+:mod:`loomis.runtime.winograd` and :mod:`loomis.runtime.col2im` then rewrite it, as they do torch's
 export, and the result is cached per set of weights (``$LOOMIS_CACHE/onnx``).
 
 :class:`GraphTranslator` is the product's translator: any image in, the generator's
 translation out at the input's size (:func:`translate` is the one path, shared with the
-training kit's torch :class:`loomis.inference.Translator`).
+training kit's torch :class:`loomis.train.inference.Translator`).
 """
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from .files import atomic_write, cache_root
-from .generator_config import (RESNET_ARCHS, CheckpointError, GeneratorConfig, read_safetensors,
-                               unet_depth)
-from .imageio import ImageLike, load_image
+from loomis.files import atomic_write, cache_root
+from loomis.generator_config import (RESNET_ARCHS, CheckpointError, GeneratorConfig,
+                                     read_safetensors, unet_depth)
+from loomis.imageio import ImageLike, load_image
 
 __all__ = ["GraphTranslator", "generator_graph", "read_weights", "translate", "pad_to_square",
            "mirror_setting", "mirror_union", "cache_dir", "prune_cache", "GRAPH_VERSION"]
@@ -200,8 +200,8 @@ def generator_graph(config: GeneratorConfig, weights: dict[str, np.ndarray]):
 def fast_graph(model):
     """The speed passes (Winograd 3×3 convolutions, phase and tap convolutions with
     ``Col2Im``): the same function, fewer multiplies on a CPU."""
-    from .col2im import phase_convolutions, tap_convolutions
-    from .winograd import winograd_convolutions
+    from loomis.runtime.col2im import phase_convolutions, tap_convolutions
+    from loomis.runtime.winograd import winograd_convolutions
 
     for rewrite_pass in (winograd_convolutions, phase_convolutions, tap_convolutions):
         model, _ = rewrite_pass(model)

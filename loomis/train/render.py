@@ -32,8 +32,8 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from .camera import Camera, HeadPose, rotation_matrix
-from .head import LoomisProportions, check_pose_in_front, construction_points, face_depth
+from loomis.camera import Camera, HeadPose, rotation_matrix
+from loomis.head import LoomisProportions, check_pose_in_front, construction_points, face_depth
 
 __all__ = ["HeadIdentity", "Lighting", "Background", "render_head", "HAIR_STYLES", "BACKGROUNDS"]
 

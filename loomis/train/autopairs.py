@@ -20,7 +20,7 @@ run reads (:func:`held_out` lists it for the benchmarks). Training photos can be
 (``PairConfig.variations``: mirror, a small turn, zoom and shift of the square, colour;
 the drawing's line weight, hidden-line style, a sketchy hand and the features), each
 variation drawn from a generator seeded by the file name, so the same command gives the
-same bytes. Rendered heads (:mod:`loomis.synthetic`) can be mixed in
+same bytes. Rendered heads (:mod:`loomis.train.synthetic`) can be mixed in
 (``PairConfig.rendered``, a ratio to the real training pairs): they give the poses
 portraits lack, and go through the same estimate-crop-draw path as the photos.
 """
@@ -424,7 +424,7 @@ def _check_out(out: Path, settings: dict) -> None:
 def _add_rendered(config: PairConfig, est: PoseEstimator, write, report: PairReport,
                   verbose: bool) -> None:
     """``config.rendered`` × the real training pairs of rendered heads, into train."""
-    from loomis.synthetic import render_photo, scene
+    from loomis.train.synthetic import render_photo, scene
 
     want = int(round(config.rendered * report.written["train"]))
     made = index = 0
@@ -447,7 +447,7 @@ def _add_rendered(config: PairConfig, est: PoseEstimator, write, report: PairRep
 
 
 def main(argv: list[str] | None = None) -> PairReport:
-    """``python -m loomis.autopairs --photos DIR --out DIR --size S`` (also reachable as
+    """``python -m loomis.train.autopairs --photos DIR --out DIR --size S`` (also reachable as
     ``python train/make_dataset.py pairs ...``)."""
     import argparse
 

@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .camera import Camera, HeadPose
-from .draw import DrawStyle, draw_strokes
-from .head import construction_lines
-from .imageio import to_tensor
-from .render import Background, HeadIdentity, Lighting, render_head
+from loomis.camera import Camera, HeadPose
+from loomis.draw import DrawStyle, draw_strokes
+from loomis.head import construction_lines
+from loomis.imageio import to_tensor
+from loomis.train.render import Background, HeadIdentity, Lighting, render_head
 
 __all__ = ["SceneParams", "PoseRangeError", "POSE_RANGE", "MIN_SIZE", "MAX_SIZE", "scene",
            "render_pair", "render_photo", "render_drawing", "SyntheticPairs", "check_size"]

@@ -4,9 +4,8 @@ Why: a training step frees and re-allocates the same large buffers every step (w
 gradients of 16–34 MB for the U-Net's widest layers, activations of several MB). glibc's
 malloc serves allocations above its mmap threshold (at most 32 MiB in its own steady state)
 with fresh ``mmap`` pages and returns heap memory above its trim threshold (64 MiB) to the
-system, so every step faults those pages in again and the kernel zeroes them: 10–25
-thousand page faults per pix2pix step at 256², and a 34 MB weight gradient costs 10 ms to
-allocate against 1 ms for the matmul that fills it (``benchmarks/run.py`` times the step
+system, so every step faults those pages in again and the kernel zeroes them, often
+costing more than the arithmetic that fills them (``benchmarks/run.py`` times the step
 with and without). Raising both thresholds keeps the process's peak memory mapped, which
 a training loop reaches every step anyway. The arithmetic is untouched: losses are
 bit-identical (``tests/test_memory.py``).

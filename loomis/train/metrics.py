@@ -14,50 +14,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PIL import Image
+
+from loomis.imageio import as_float, binarize
 
 __all__ = ["as_float", "binarize", "line_scores", "l1", "psnr", "ssim", "image_metrics",
            "DRAWING_METRICS", "PHOTO_METRICS", "mean_metrics"]
 
 DRAWING_METRICS = ("precision", "recall", "f1")
 PHOTO_METRICS = ("l1", "psnr", "ssim")
-
-
-def as_float(img) -> np.ndarray:
-    """Any supported image → float64 array in [0, 1], ``H×W`` or ``H×W×C``."""
-    if isinstance(img, Image.Image):
-        img = np.asarray(img.convert("RGB") if img.mode not in ("L", "RGB") else img)
-    if type(img).__module__.startswith("torch"):     # a tensor (torch imported only then)
-        t = img.detach().float().cpu()
-        if t.dim() == 4:
-            if t.shape[0] != 1:
-                raise ValueError("metrics take one image at a time, not a batch")
-            t = t[0]
-        if t.dim() != 3:
-            raise ValueError(f"a tensor image must be (C, H, W), got {tuple(t.shape)}")
-        return ((t.clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy().astype(np.float64)
-    a = np.asarray(img)
-    if a.dtype == np.uint8:
-        return a.astype(np.float64) / 255.0
-    if a.dtype == np.bool_:
-        return a.astype(np.float64)
-    a = a.astype(np.float64)
-    if a.size and (a.min() < 0 or a.max() > 1):
-        raise ValueError("float images must lie in [0, 1] (convert [-1, 1] tensors with as_float)")
-    return a
-
-
-def _gray(a: np.ndarray) -> np.ndarray:
-    if a.ndim == 3:
-        if a.shape[2] == 1:
-            return a[..., 0]
-        return a[..., :3] @ np.array([0.299, 0.587, 0.114])
-    return a
-
-
-def binarize(img, threshold: float = 0.5) -> np.ndarray:
-    """Line pixels of a drawing: True where the gray level is below ``threshold``."""
-    return _gray(as_float(img)) < threshold
 
 
 def _dilate(mask: np.ndarray, radius: float) -> np.ndarray:

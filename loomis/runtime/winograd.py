@@ -7,7 +7,7 @@ makes them faster. Fewer multiplies can. Winograd's minimal filtering (Lavin & G
 "Fast Algorithms for Convolutional Neural Networks", 2016) computes each 4×4 output tile
 from a 6×6 input tile with 36 multiplies per channel pair instead of 144, so the block
 convolutions do a quarter of the arithmetic. The result equals direct convolution up to
-float32 rounding (about 1e-5 through a whole generator; :func:`loomis.inference.onnx_session`
+float32 rounding (about 1e-5 through a whole generator; :func:`loomis.train.inference.onnx_session`
 checks every graph against torch before using it).
 
 The rewrite is a pass over the ONNX graph, not a change to the network, so training, the
@@ -30,7 +30,7 @@ import copy
 
 import numpy as np
 
-from .onnx_graph import plain_layer, tensor_shapes
+from loomis.runtime.onnx_graph import plain_layer, tensor_shapes
 
 __all__ = ["TILE", "winograd_convolutions"]
 
@@ -81,9 +81,8 @@ def winograd_convolutions(model, min_channels: int = 128):
     (and output sides a multiple of :data:`TILE`) run as Winograd F(4×4, 3×3); ``n`` is
     how many were rewritten.
 
-    Below 128 channels the tile transforms cost more than the multiplies they save (one
-    convolution, one thread, ``benchmarks/layer_speed.py``: 0.9–1.0× at 64 channels,
-    1.2–1.3× at 128, 1.3–1.7× at 256), so narrow convolutions keep ONNX Runtime's kernel.
+    Below 128 channels the tile transforms cost more than the multiplies they save
+    (docs/layer_speed.json), so narrow convolutions keep ONNX Runtime's kernel.
     Needs onnxruntime (the input shapes are found by running the graph).
     """
     from onnx import helper, numpy_helper

@@ -8,7 +8,7 @@ optimise, losses out by name) with what its users missed added:
   epoch counters. Loading it into a fresh object continues the run bit for bit.
 * **Explicit train/eval semantics.** ``train()`` samples dropout and normalises with batch
   statistics; ``eval()`` turns dropout off and uses BatchNorm's running statistics.
-  pix2pix's "dropout as noise at test time" is :meth:`loomis.nets.Generator.set_dropout`.
+  pix2pix's "dropout as noise at test time" is :meth:`loomis.train.nets.Generator.set_dropout`.
 * **A real WGAN-GP**: the gradient penalty is computed and trained on.
 * **DistributedDataParallel** that works with synchronized BatchNorm: each wrapped module
   runs exactly one forward and one backward per step, and the discriminator is called
@@ -26,10 +26,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .losses import LAMBDA_CYCLE, LAMBDA_GP, LAMBDA_IDENTITY, LAMBDA_L1, GANLoss, ImagePool
-from .losses import gradient_penalty
-from .nets import (Discriminator, Generator, GeneratorConfig, PixelDiscriminator, init_weights,
-                   set_matmul_upsampling)
+from loomis.train.losses import (LAMBDA_CYCLE, LAMBDA_GP, LAMBDA_IDENTITY, LAMBDA_L1, GANLoss,
+                                 ImagePool)
+from loomis.train.losses import gradient_penalty
+from loomis.train.nets import (Discriminator, Generator, GeneratorConfig, PixelDiscriminator,
+                               init_weights, set_matmul_upsampling)
 
 __all__ = ["Pix2PixConfig", "CycleGANConfig", "Pix2Pix", "CycleGAN", "select_device",
            "LR_POLICIES"]
@@ -95,12 +96,10 @@ class TrainConfig:
     amp: bool = False            # mixed precision; only takes effect on CUDA
     # Adam as one fused kernel per optimiser (same algorithm; float ops in another order).
     # At batch 1 the per-parameter Adam update of a 54M-parameter U-Net is a sizeable share
-    # of a CPU step; with matmul_upsampling (and the training scripts' memory setting,
-    # loomis.memory) the step is 1.62× the plain one on 2 threads (benchmarks/run.py,
-    # medians of 3 runs, each path in its own process).
+    # of a CPU step (benchmarks/run.py times the plain and fast steps).
     fused_adam: bool = True
     # The U-Net's transposed convolutions at 1–16 px as matmul + col2im on CPU (same sums in
-    # another order; see loomis.nets.transposed_conv_as_matmul). False: torch's native kernel.
+    # another order; see loomis.train.nets.transposed_conv_as_matmul). False: torch's native kernel.
     matmul_upsampling: bool = True
 
     def __post_init__(self) -> None:

@@ -103,8 +103,8 @@ def _real_evaluation(name: str, target: str, real: dict) -> list[str]:
     """This model's rows of the benchmark's real-photo section, beside the baselines."""
     st = real["settings"]
     where = (f"{st['n']} held-out real portraits of `{Path(st['folder']).name}` (photos no "
-             "training run reads: `loomis.autopairs.held_out`)")
-    out = [f"**Real photos** ({where}; `{st.get('command', 'python benchmarks/quality.py')}`), "
+             "training run reads: `loomis.train.autopairs.held_out`)")
+    out = [f"**Real photos** ({where}; `{st.get('command', 'python -m benchmarks.quality')}`), "
            "every picture through `loomis.pipeline` as the app runs it; the baselines, and "
            "any model named on the command line (such as this one's predecessor), beside it"
            + (" (`NAME@REV`: that generator as shipped at git revision REV, checked out beside "
@@ -156,7 +156,7 @@ def _evaluation(name: str, config: dict, report: dict) -> list[str]:
     target = config.get("domain_b", "drawing") if direction == "AtoB" else config.get("domain_a", "photo")
     real = _real_evaluation(name, target, report["real"]) if report.get("real") else []
     if name not in results:
-        return real or ["Not measured yet: run `python benchmarks/quality.py --update-cards`."]
+        return real or ["Not measured yet: run `python -m benchmarks.quality --update-cards`."]
     real += ["**Rendered heads**, second:", ""] if real else []
     mine = results[name]
 
@@ -172,7 +172,7 @@ def _evaluation(name: str, config: dict, report: dict) -> list[str]:
              if k != name and v["target"] == target and v["group"] == "shipped"]
     out = real + [f"Measured with `{settings['command']}` on the project's held-out synthetic set: "
            f"{settings['n']} rendered heads (seed {settings['seed']}, which no training run "
-           f"uses) at {settings['size']}², through `loomis.inference.Translator` "
+           f"uses) at {settings['size']}², through `loomis.train.inference.Translator` "
            f"({settings['runtime']} runtime"
            + ("; drawings with the mirror pass: the mirror image is translated too and the "
               "lines of both are kept, `Translator(mirror=...)`" if target == "drawing" else "")
@@ -243,7 +243,7 @@ def render_model_card(folder: Path, report: dict | None = None) -> str:
              f"# {name}", "",
              f"A {what} generator of [Loomis](https://github.com/loomis-art/loomis), trained as "
              f"{paper} on the data below.", "",
-             "## Use", "", "```python", "from loomis.inference import Translator",
+             "## Use", "", "```python", "from loomis.train.inference import Translator",
              "from loomis import pipeline", "",
              f'translate = Translator.from_pretrained("checkpoints/{name}")  # or its Hub id',
              *(['# every face of a photo cut to the framing the generator was trained on,',
@@ -280,7 +280,7 @@ def render_model_card(folder: Path, report: dict | None = None) -> str:
             lines.append("")
     lines += ["## Evaluation", ""]
     lines += _evaluation(name, config, report) if report else [
-        "Not measured yet: run `python benchmarks/quality.py --update-cards`."]
+        "Not measured yet: run `python -m benchmarks.quality --update-cards`."]
     data = str(record.get("data", "")) if record else ""
     lines += ["", "## Limitations", ""]
     if "portraits-pd" in data or "real" in data.lower():
@@ -289,7 +289,7 @@ def render_model_card(folder: Path, report: dict | None = None) -> str:
                      "older men in suits. Rendered heads in the mix give it turned and tilted "
                      "poses, but expect less on other people, other light and strong turns.")
     else:
-        lines.append("- Trained on procedural renders (loomis.synthetic) only: on real "
+        lines.append("- Trained on procedural renders (loomis.train.synthetic) only: on real "
                      "portraits expect far lower quality (the real-photo rows above).")
     lines.append("- It works on one face at a time, framed as in training "
                  "(`loomis.pipeline.head_square`); run it through `loomis.pipeline` rather "

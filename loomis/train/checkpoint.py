@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from .files import atomic_write
+from loomis.files import atomic_write
 
 __all__ = ["save_state", "load_state", "atomic_write", "hash_weights"]
 
@@ -70,7 +70,7 @@ def hash_weights(module: torch.nn.Module, h=None):
 
     Every state-dict entry in order, its name then its bytes: the same weights give the
     same digest on every machine, which is what the ONNX cache's file names
-    (``loomis.inference``) and the training runs' weight records (``train/_loop.py``) key
+    (``loomis.train.inference``) and the training runs' weight records (``train/_loop.py``) key
     on."""
     if h is None:
         h = hashlib.sha256()

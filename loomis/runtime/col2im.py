@@ -24,16 +24,16 @@ weights: ONNX Runtime fuses it into a ``ConvTranspose`` itself, but not through 
 
 **Convolutions to an image** (:func:`tap_convolutions`): the last layer of a ResNet
 generator, 7×7 from 64 channels to 3. The blocked kernel pads those 3 output channels to
-a block of 16, and ran at 40 GFLOP/s, 30 of resnet_9blocks' 290 ms. Turned around, each
+a block of 16 and runs far below the machine's matrix speed. Turned around, each
 of the K×K taps of each output channel is a 1×1 convolution of the input: one ``Conv``
 with C_out·K² channels (147 here) computes every tap's product at every input pixel, a
 well-shaped matrix product, and ``Col2Im`` with K×K blocks and stride 1 adds each
 output pixel's K² products, exactly as a transposed convolution would with the kernel
 turned by 180°.
 
-Like :mod:`loomis.winograd`, these are passes over the exported graph: training, the
+Like :mod:`loomis.runtime.winograd`, these are passes over the exported graph: training, the
 saved weights and torch inference are untouched, and
-:func:`loomis.inference.onnx_session` checks the rewritten graph against torch before
+:func:`loomis.train.inference.onnx_session` checks the rewritten graph against torch before
 using it. Both need opset 18; an older graph is returned unchanged, because raising its
 version could change the meaning of its other operators.
 """
@@ -43,24 +43,20 @@ import copy
 
 import numpy as np
 
-from .onnx_graph import attributes, plain_layer, tensor_shapes
+from loomis.runtime.onnx_graph import attributes, plain_layer, tensor_shapes
 
 __all__ = ["MAX_TAP_CHANNELS", "MIN_CHANNELS", "MIN_SIDE", "phase_convolutions", "phase_weights",
            "tap_convolutions", "tap_weights"]
 
-#: Smallest input side rewritten. The phase convolution computes one extra row and column
-#: of positions: 27% more arithmetic at 8 px, where it lost to ``ConvTranspose`` (0.78× on
-#: unet_256's 1024→512 level, ``benchmarks/layer_speed.py``). From 16 px it wins: alone,
-#: 1.0× at 16 px, 1.1× at 32 and 1.2× at 64 px; in the whole unet_256 graph, where the
-#: folded norm also counts, 1.12× from 16 px against 1.09× from 32 px.
+#: Smallest input side rewritten: the phase convolution computes one extra row and column
+#: of positions, which below 16 px costs more than the rewrite saves (timed layer by layer
+#: and on the whole unet_256; docs/measurements.md, Speed).
 MIN_SIDE = 16
-#: Fewest output channels rewritten: the 3-channel image layer of a U-Net loses with a
-#: 12-channel phase convolution (0.86×), whose channels do not fill a SIMD block.
+#: Fewest output channels rewritten: a U-Net's 3-channel image layer becomes a 12-channel
+#: phase convolution, whose channels do not fill a SIMD block, and loses.
 MIN_CHANNELS = 16
-#: Most output channels a convolution may have for :func:`tap_convolutions`. From 64
-#: channels at 256² (``benchmarks/layer_speed.py``): to 3 channels 2.1–2.3× faster as taps
-#: (3×3, 5×5 and 7×7 kernels), to 1 channel 5.4×, to 8 channels 0.97×; the shipped
-#: CycleGANs' 7×7 from 16 channels to 3 at 128², 1.3×.
+#: Most output channels a convolution may have for :func:`tap_convolutions`: image layers
+#: (1 to 4 channels) win as taps, 8 channels no longer do.
 MAX_TAP_CHANNELS = 4
 #: ``Col2Im`` first appears in this ONNX opset.
 OPSET = 18

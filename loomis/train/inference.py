@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .checkpoint import atomic_write, hash_weights
-from .imageio import ImageLike
-from .nets import Generator
-from .runtime import (cache_dir, mirror_setting, mirror_union, pad_to_square, prune_cache,
-                      translate)
+from loomis.train.checkpoint import atomic_write, hash_weights
+from loomis.imageio import ImageLike
+from loomis.train.nets import Generator
+from loomis.runtime import (cache_dir, mirror_setting, mirror_union, pad_to_square, prune_cache,
+                            translate)
 
 __all__ = ["Translator", "pad_to_square", "available_runtimes", "export_onnx", "onnx_session"]
 
@@ -52,10 +52,10 @@ def export_onnx(generator: Generator, path: str | os.PathLike, opset: int = 18,
     feeds it; that lets ONNX Runtime plan its memory once. With ``rewrite`` (and
     onnxruntime installed) three passes make the graph faster on a CPU without changing
     what it computes, and it stays standard ONNX: the wide 3×3 convolutions run as
-    Winograd F(4×4, 3×3), a quarter of the multiplies (:mod:`loomis.winograd`); the
+    Winograd F(4×4, 3×3), a quarter of the multiplies (:mod:`loomis.runtime.winograd`); the
     U-Net's transposed convolutions as phase convolutions, and convolutions to an image
     (at most 4 channels) as 1×1 convolutions to their taps, each followed by a ``Col2Im``
-    (:mod:`loomis.col2im`).
+    (:mod:`loomis.runtime.col2im`).
     """
     size = generator.config.image_size
     net = generator.net.eval()  # the bare network: input checks are Python, not graph
@@ -70,8 +70,8 @@ def export_onnx(generator: Generator, path: str | os.PathLike, opset: int = 18,
         if rewrite and "onnxruntime" in available_runtimes():  # the passes find input shapes
             import onnx
 
-            from .col2im import phase_convolutions, tap_convolutions
-            from .winograd import winograd_convolutions
+            from loomis.runtime.col2im import phase_convolutions, tap_convolutions
+            from loomis.runtime.winograd import winograd_convolutions
 
             fast, rewritten = onnx.load(tmp), 0
             for rewrite_pass in (winograd_convolutions, phase_convolutions, tap_convolutions):
@@ -84,7 +84,7 @@ def export_onnx(generator: Generator, path: str | os.PathLike, opset: int = 18,
 
 
 #: Bumped when the exported graph changes for the same weights, so caches re-export.
-GRAPH_VERSION = 3  # 2: Winograd 3×3 convolutions; 3: opset 18, loomis.col2im's passes
+GRAPH_VERSION = 3  # 2: Winograd 3×3 convolutions; 3: opset 18, loomis.runtime.col2im's passes
 
 
 def _weights_digest(generator: Generator) -> str:
@@ -131,7 +131,7 @@ def onnx_session(generator: Generator, onnx_path: str | os.PathLike | None = Non
 
 
 class Translator:
-    """Wraps a :class:`~loomis.nets.Generator` for single-image inference.
+    """Wraps a :class:`~loomis.train.nets.Generator` for single-image inference.
 
     ``runtime="auto"`` uses ONNX Runtime on the CPU when it is installed, else torch.
     Safe to share between threads: the network runs in eval mode under ``no_grad`` and

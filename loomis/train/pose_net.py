@@ -9,7 +9,7 @@ better reading (this net has seen rendered heads only). It stays in the training
 in float16; trained by ``train/pose_net.py``.
 
 The path is the generators' own: ``load_image`` → square (edge-padded, as
-:class:`~loomis.inference.Translator` pads photos) → ``image_size`` → ``to_tensor`` →
+:class:`~loomis.train.inference.Translator` pads photos) → ``image_size`` → ``to_tensor`` →
 network; :meth:`PoseNet.predict` also reads the mirrored photo and averages the two
 (yaw and roll change sign in a mirror): 2.2 / 1.6 / 0.7 degrees off instead of 2.7 / 1.7 /
 0.9 on the validation scenes, and left and right turns read alike. Weights travel as a
@@ -25,9 +25,9 @@ from huggingface_hub import PyTorchModelHubMixin
 from PIL import Image
 from torch import nn
 
-from .imageio import ImageLike, load_image, to_tensor
-from .runtime import pad_to_square
-from .nets import load_weights, weights_file
+from loomis.imageio import ImageLike, load_image, to_tensor
+from loomis.runtime import pad_to_square
+from loomis.train.nets import load_weights, weights_file
 
 __all__ = ["PoseNetConfig", "PoseNet", "MIRROR_SIGNS"]
 
@@ -112,7 +112,7 @@ class PoseNet(nn.Module, PyTorchModelHubMixin, library_name="loomis",
         self.train(was_training)
         return tuple(float(v) for v in out.cpu())
 
-    # -- Hub: strict, safetensors only (as loomis.nets.Generator) ---------------------
+    # -- Hub: strict, safetensors only (as loomis.train.nets.Generator) ---------------------
     @classmethod
     def _from_pretrained(cls, *, model_id: str, revision: str | None, cache_dir,
                          force_download: bool, local_files_only: bool, token,

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .imageio import ImageError, load_image
+from loomis.imageio import ImageError, load_image
 
 __all__ = ["DatasetError", "ScanReport", "PairedFolder", "UnpairedFolder", "Unpaired",
            "find_paired_root", "find_unpaired_root", "default_load_size", "IMAGE_EXTS"]
