@@ -82,7 +82,7 @@ def _losses(run: Path) -> list[str]:
 
 def test_pix2pix_run_writes_everything_and_a_failed_push_keeps_the_run(data, tmp_path):
     run = tmp_path / "p2p"
-    res = _run("pix2pix", "--data", data, "--out", run, *P2P, "--epochs", "1",
+    res = _run("pix2pix", "--data", data, "--out", run, *P2P, "--epochs", "2",
                "--epochs-decay", "1", "--push-to-hub", "loomis-test/tiny",
                env=_env(HF_HUB_OFFLINE="1", HF_TOKEN="hf_fake", cache=tmp_path), check_rc=1)
     for f in ("run.json", "last.safetensors", "best.safetensors", "losses.csv", "loss_curve.png",
@@ -144,7 +144,7 @@ def _wait_rows(proc, run: Path, n: int) -> None:
 
 
 def test_kill_and_sigterm_then_resume_equal_an_uninterrupted_run(data, tmp_path):
-    args = ["--data", data, *P2P, "--epochs", "2", "--epochs-decay", "2", "--max-steps", "14"]
+    args = ["--data", data, *P2P, "--epochs", "4", "--epochs-decay", "2", "--max-steps", "14"]
     res = _run("pix2pix", *args, "--out", tmp_path / "ref")
     reference = _losses(tmp_path / "ref")
     assert len(reference) == 15
@@ -168,6 +168,18 @@ def test_kill_and_sigterm_then_resume_equal_an_uninterrupted_run(data, tmp_path)
     assert 2 <= at_kill < 14
     _run("pix2pix", "--out", run, "--resume", "--max-steps", "14")
     assert _losses(run) == reference  # bit for bit, mid-epoch included
+
+    # no --save-every: the timed checkpoints (--save-minutes, 10 by default; here after
+    # every step) keep a kill inside an epoch from losing it, and change nothing
+    run = tmp_path / "timed"
+    proc = subprocess.Popen(cmd[:-4] + ["--out", str(run), "--save-minutes", "1e-9"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+    _wait_rows(proc, run, 2)   # only a save inside the first epoch writes 2 rows
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 1 <= load_state(run / "last.safetensors")["run"]["global_step"] < 14
+    _run("pix2pix", "--out", run, "--resume", "--max-steps", "14")
+    assert _losses(run) == reference
 
     # SIGTERM: saves first, exits cleanly, resumes exactly
     run = tmp_path / "termed"
@@ -216,7 +228,9 @@ def test_torchrun_resume_restores_every_ranks_random_state(data, tmp_path):
     # unet_64 has a dropout level (unet_32 has none); WGAN-GP draws interpolation weights
     flags = ["--data", str(data), *TINY, "--arch", "unet_64", "--image-size", "64",
              "--gan-mode", "wgangp", "--epochs", "3", "--epochs-decay", "0", "--batch-size", "2"]
-    torchrun(tmp_path / "straight", *flags)
+    # a checkpoint after every step on rank 0's clock: every rank saves at the same step
+    # (a rank left out would hang in the save's gather), and the saves change nothing
+    torchrun(tmp_path / "straight", *flags, "--save-minutes", "1e-9")
     torchrun(tmp_path / "resumed", *flags, "--max-steps", "1")
     torchrun(tmp_path / "resumed", "--resume")
     assert len(_losses(tmp_path / "straight")) == 1 + 3

@@ -26,6 +26,7 @@ import copy
 import json
 import math
 import os
+import re
 import shlex
 import sys
 import time
@@ -34,9 +35,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from loomis.train.loop import leave_process_group, weights_digest
+from loomis.train.loop import UsageError, check_out_dir, leave_process_group, weights_digest
 
-from loomis.train.checkpoint import load_state, save_state
+from loomis.train.checkpoint import load_state, remove_stale_temporaries, save_state
 from loomis.train.pose_net import MIRROR_SIGNS, PoseNet, PoseNetConfig
 from loomis.registry import HUB_ORG, POSE_NET
 
@@ -189,7 +190,16 @@ def train(args: argparse.Namespace, argv: list[str] | None, world: int, rank: in
     """Train (or resume) and export; the exit status. Returns before the process group is
     left, so that the DistributedDataParallel wrapper made here is gone by then."""
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        check_out_dir(out)
+        out.mkdir(parents=True, exist_ok=True)
+    except (UsageError, OSError) as exc:
+        msg = str(exc) if isinstance(exc, UsageError) else f"--out {out}: cannot make it ({exc})"
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+    if rank == 0:   # what a kill during a save left (as large as the state)
+        for path, size in remove_stale_temporaries(out, re.escape(STATE_FILE)):
+            print(f"removed {path.name} ({size / 1e6:.1f} MB), left by an interrupted save")
     torch.manual_seed(args.seed)
     try:
         net = PoseNet(args.image_size, tuple(args.channels))

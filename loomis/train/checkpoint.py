@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,8 @@ from safetensors.torch import load_file, save_file
 
 from loomis.files import atomic_write
 
-__all__ = ["save_state", "load_state", "atomic_write", "hash_weights"]
+__all__ = ["save_state", "load_state", "atomic_write", "hash_weights",
+           "remove_stale_temporaries"]
 
 _META_KEY = "loomis_state"
 
@@ -98,3 +100,22 @@ def load_state(path: str | os.PathLike, device: str | torch.device = "cpu") -> d
         raise ValueError(f"{path} is not a Loomis training checkpoint")
     tensors = load_file(str(path), device=str(device))
     return _decode(json.loads(meta[_META_KEY]), tensors)
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, names: str) -> list[tuple[Path, int]]:
+    """Delete the temporaries an interrupted :func:`atomic_write` left in ``folder`` for the
+    files whose names fully match the regular expression ``names``; (path, bytes) of each.
+
+    A kill during a write leaves ``.NAME.XXXXXXXX.tmp`` (mkstemp's eight characters), as
+    large as the file it was writing (a whole training state). Only regular files named
+    exactly so go; call it while nothing is writing those files."""
+    pattern = re.compile(rf"\.(?:{names})\.[a-z0-9_]{{8}}\.tmp")
+    removed = []
+    if not Path(folder).is_dir():
+        return removed
+    for entry in os.scandir(folder):
+        if pattern.fullmatch(entry.name) and entry.is_file(follow_symlinks=False):
+            size = entry.stat(follow_symlinks=False).st_size
+            os.unlink(entry.path)
+            removed.append((Path(entry.path), size))
+    return removed

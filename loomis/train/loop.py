@@ -3,9 +3,12 @@
 Read top to bottom: settings (papers' defaults < ``--preset`` < ``--init-from``'s config <
 explicit flags), data, model, then one loop over epochs and steps. Everything a resumed
 run needs is in ``RUN_DIR/last.safetensors`` (networks, optimisers, schedules, pools, RNGs,
-and where in the epoch it stopped); the data order of an epoch is a pure function of
-``(seed, epoch)`` and every item of ``(seed, epoch, index)``, so skipping the batches
-already done continues the run bit for bit.
+and where in the epoch it stopped), saved at every epoch's end and, inside an epoch, every
+``--save-minutes`` (and ``--save-every`` steps); the data order of an epoch is a pure
+function of ``(seed, epoch)`` and every item of ``(seed, epoch, index)``, so skipping the
+batches already done continues the run bit for bit. ``--epochs`` is the total, decay
+included; ``--resume --epochs N`` trains a run to N epochs (the epoch counts are the only
+settings a resume may change; ``run.json`` records each change under ``schedule_changes``).
 
 RUN_DIR holds: ``run.json`` (model, settings, data, command), ``last``/``best.safetensors``,
 ``losses.csv``, ``loss_curve.png``, ``metrics.csv``/``metrics.json``, ``samples/epoch_NNN.png``
@@ -41,7 +44,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from loomis.train import metrics as M
-from loomis.train.checkpoint import atomic_write, hash_weights, load_state, save_state
+from loomis.train.checkpoint import (atomic_write, hash_weights, load_state,
+                                     remove_stale_temporaries, save_state)
 from loomis.train.data import DatasetError, PairedFolder, Unpaired, UnpairedFolder
 from loomis.imageio import to_image
 from loomis.train.inference import Translator
@@ -82,6 +86,12 @@ PRESETS: dict[str, dict[str, dict]] = {
     },
 }
 
+#: The files of RUN_DIR and RUN_DIR/samples written through atomic_write (regular
+#: expressions): their temporaries left by a kill are removed on --resume.
+RUN_FILES = (r"run\.json|last\.safetensors|best\.safetensors|losses\.csv|loss_curve\.png|"
+             r"metrics\.csv|metrics\.json|index\.html|ddp_check\.json")
+SAMPLE_FILES = r"epoch_\d+\.png"
+
 #: Config fields that --init-from's config.json decides.
 ARCH_FIELDS = ("arch", "ngf", "norm", "dropout", "image_size", "in_channels", "out_channels",
                "domain_a", "domain_b")
@@ -94,13 +104,33 @@ class UsageError(ValueError):
 # ------------------------------------------------------------------------------ settings
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a flag's default where it has one; None means the preset decides."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None:
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
+def _default_epochs(kind: str) -> str:
+    """The total epochs each preset trains, for --epochs' help."""
+    base = {f.name: f.default for f in fields(MODELS[kind][1])}
+    totals = []
+    for name, preset in PRESETS[kind].items():
+        n = preset.get("n_epochs", base["n_epochs"])
+        d = preset.get("n_epochs_decay", base["n_epochs_decay"])
+        totals.append(f"{name} {n + d}")
+    return "default: " + ", ".join(totals)
+
+
 def build_parser(kind: str) -> argparse.ArgumentParser:
     """Every flag defaults to None so we know which ones the user typed (they win over
     presets, and on --resume they must agree with the saved run)."""
     p = argparse.ArgumentParser(
         prog=f"train/{kind}.py",
         description=f"Train {kind} (Loomis). Presets: {', '.join(PRESETS[kind])}.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_HelpFormatter)
     src = p.add_mutually_exclusive_group()
     src.add_argument("--data", help="dataset folder (make_dataset layout, or the papers')")
     src.add_argument("--synthetic", action="store_true", help="render pairs on the fly")
@@ -109,14 +139,22 @@ def build_parser(kind: str) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="RUN_DIR")
     p.add_argument("--init-from", help="Hub id or folder of a generator to fine-tune (with a "
                    "larger --ngf, a U-Net is first widened to it, computing the same output)")
-    p.add_argument("--resume", action="store_true", help="continue RUN_DIR exactly")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing RUN_DIR")
+    p.add_argument("--resume", action="store_true",
+                   help="continue RUN_DIR exactly where it stopped; with another --epochs "
+                        "(and --epochs-decay), train it to that many epochs in total")
+    p.add_argument("--overwrite", action="store_true",
+                   help="DELETE the trained run in RUN_DIR and start a new one there")
     p.add_argument("--preset", choices=list(PRESETS[kind]), default=None)
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--epochs", dest="n_epochs", type=int, help="epochs at the initial lr")
-    p.add_argument("--epochs-decay", dest="n_epochs_decay", type=int)
+    p.add_argument("--epochs", type=int, metavar="N",
+                   help="epochs in total, decay included (" + _default_epochs(kind) + "); "
+                        "without --epochs-decay the last half of them decay the lr linearly "
+                        "toward 0. With --resume: the run's new total (more trains it longer)")
+    p.add_argument("--epochs-decay", type=int, metavar="D",
+                   help="how many of the --epochs decay the lr linearly (the first N - D "
+                        "train at --lr); alone, it keeps the total")
     p.add_argument("--lr", type=float)
     p.add_argument("--beta1", type=float)
     p.add_argument("--lr-policy", choices=LR_POLICIES)
@@ -157,6 +195,9 @@ def build_parser(kind: str) -> argparse.ArgumentParser:
                    help="write the Hub folders from the best validated epoch (line F1 for "
                         "drawings, SSIM for photos), not from the last step")
     p.add_argument("--save-every", type=int, default=0, help="also checkpoint every N steps")
+    p.add_argument("--save-minutes", type=float, default=10.0,
+                   help="also checkpoint when this many minutes have passed since the last "
+                        "save, inside an epoch too (a kill loses at most that much); 0: off")
     p.add_argument("--save-dtype", choices=("float32", "float16"), default="float32")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     p.add_argument("--sync-bn", action="store_true", help="synchronized BatchNorm under DDP")
@@ -186,7 +227,74 @@ def resolve_settings(kind: str, args: argparse.Namespace, init_cfg: dict | None)
                                  "initial model decides the architecture: drop the flag")
             s[k] = init_cfg[k]
     s |= explicit
+    s["n_epochs"], s["n_epochs_decay"] = epoch_split(
+        args.epochs, args.epochs_decay, (s["n_epochs"], s["n_epochs_decay"]))
     return s
+
+
+def epoch_split(total: int | None, decay: int | None, current: tuple[int, int],
+                share: tuple[int, int] | None = None) -> tuple[int, int]:
+    """(epochs at the initial lr, epochs of linear decay) from ``--epochs`` (the total) and
+    ``--epochs-decay``, given the ``current`` split (the preset's, or a resumed run's).
+
+    ``--epochs`` alone keeps the current total's decay share (``share``'s when given: a
+    resumed run takes its preset's, so a run trained with no decay still decays when
+    extended); the same total keeps the current split. ``--epochs-decay`` alone keeps the
+    total."""
+    for flag, v in (("--epochs", total), ("--epochs-decay", decay)):
+        if v is not None and v < 0:
+            raise UsageError(f"{flag} must be >= 0, got {v}")
+    n, d = current
+    if total is None and decay is None or (decay is None and total == n + d):
+        return current
+    given = total is not None
+    if total is None:
+        total = n + d
+    if decay is None:
+        sn, sd = share or current
+        decay = total * sd // (sn + sd) if sn + sd else 0
+    if decay > total:
+        hint = (f" (for {total} at the initial lr, then {decay} decaying: --epochs "
+                f"{total + decay} --epochs-decay {decay})" if given else "")
+        raise UsageError(f"--epochs-decay {decay} is more than the {total} "
+                         f"epoch{'' if total == 1 else 's'} in total; "
+                         f"--epochs counts every epoch, decay included{hint}")
+    return total - decay, decay
+
+
+def preset_split(kind: str, preset: str | None) -> tuple[int, int]:
+    """(epochs at the initial lr, epochs of decay) of a preset, the papers' for None."""
+    base = {f.name: f.default for f in fields(MODELS[kind][1])} | PRESETS[kind][preset or "paper"]
+    return base["n_epochs"], base["n_epochs_decay"]
+
+
+def describe_epochs(counts: dict) -> str:
+    n, d = counts["n_epochs"], counts["n_epochs_decay"]
+    return f"{n + d} epoch{'' if n + d == 1 else 's'} ({n} at the initial lr + {d} decaying)"
+
+
+def follow_schedule(model: Pix2Pix | CycleGAN) -> float:
+    """Set each optimiser's learning rate to what the model's schedule, built from its
+    (changed) epoch counts, gives at the epoch its schedulers stand at; the new lr.
+
+    A resumed run whose epoch counts changed loads the old schedulers' state: the linear
+    rule reads the new counts from the config when next called, but the learning rate in
+    force, and cosine's period, are the old schedule's until set here. The step and
+    plateau policies do not depend on the epoch counts."""
+    for name, sched in model.schedulers.items():
+        if isinstance(sched, torch.optim.lr_scheduler.LambdaLR):
+            lrs = [base * rule(sched.last_epoch)
+                   for base, rule in zip(sched.base_lrs, sched.lr_lambdas)]
+        elif isinstance(sched, torch.optim.lr_scheduler.CosineAnnealingLR):
+            sched.T_max = max(1, model.config.n_epochs)   # as models.py builds it
+            lrs = [sched.eta_min + (base - sched.eta_min)
+                   * (1 + math.cos(math.pi * sched.last_epoch / sched.T_max)) / 2
+                   for base in sched.base_lrs]
+        else:
+            continue
+        for group, lr in zip(model.optimizers[name].param_groups, lrs):
+            group["lr"] = lr
+    return model.lr
 
 
 def explicit_settings(kind: str, args: argparse.Namespace) -> dict:
@@ -519,6 +627,27 @@ def leave_process_group() -> None:
     dist.destroy_process_group()
 
 
+def check_out_dir(out: Path) -> None:
+    """Refuse, before any work, an ``--out`` that cannot be a folder this process writes:
+    a file, a path under a file, or a folder (or the nearest existing folder above it)
+    that is read-only or not ours to write."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder; give a folder path")
+    if out.is_symlink() and not out.exists():
+        raise UsageError(f"--out {out} is a link to nothing ({os.readlink(out)}); give a "
+                         "folder path")
+    above = out
+    while not above.exists() and above.parent != above:
+        above = above.parent
+    if not above.is_dir():
+        raise UsageError(f"--out {out}: {above} is a file, so no folder can be made under "
+                         "it; give a folder path")
+    if not os.access(above, os.W_OK | os.X_OK):
+        where = "it" if above == out else f"{above}, where it would be made"
+        raise UsageError(f"--out {out}: cannot write to {where} (read-only or permission "
+                         "denied); give a folder you can write to")
+
+
 def check_run_dir(kind: str, args, out: Path) -> dict | None:
     """The saved run.json on --resume (after checking it is ours); refuses to clobber."""
     run_json = out / "run.json"
@@ -541,16 +670,19 @@ def check_run_dir(kind: str, args, out: Path) -> dict | None:
         if diff:
             shown = "; ".join(f"{k}: run has {a!r}, you gave {b!r}" for k, (a, b) in diff.items())
             raise UsageError(f"--resume: {out} was trained with other settings ({shown}). "
-                             "Resume with the run's own settings (just --out and --resume), "
-                             "or start a new run with another --out")
+                             "Only --epochs and --epochs-decay may change on --resume (to "
+                             "train the run longer); drop the other flags, or start a new "
+                             "run with another --out")
         return saved
     if out.exists() and any(out.iterdir()):
-        if not args.overwrite:
-            raise UsageError(f"{out} already exists and is not empty; add --resume to continue "
-                             "it or --overwrite to replace it")
         if not run_json.is_file():  # --overwrite deletes the folder: only ever a run's
             raise UsageError(f"{out} is not empty and holds no training run (no run.json); "
-                             "--overwrite only replaces runs. Choose another --out")
+                             "choose another --out")
+        if not args.overwrite:
+            raise UsageError(f"{out} already holds a training run. Continue it, or train it "
+                             f"longer, with: python train/{kind}.py --out {out} --resume "
+                             "[--epochs TOTAL]; or give another --out for a new run "
+                             "(--overwrite deletes the trained run and starts over)")
     if not args.synthetic and not args.data:
         raise UsageError("give --data DIR or --synthetic")
     return None
@@ -566,10 +698,24 @@ def run(kind: str, args, argv: list[str]) -> int:
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     is_main = rank == 0
 
+    if args.save_minutes < 0:
+        raise UsageError(f"--save-minutes must be >= 0 (0: off), got {args.save_minutes}")
+    check_out_dir(out)
     saved = check_run_dir(kind, args, out)
+    ckpt_last, ckpt_best = out / "last.safetensors", out / "best.safetensors"
+    ck = None
     if saved is not None:
-        s, data_arg, preset = saved["settings"], saved["data"], saved.get("preset")
+        s, data_arg, preset = dict(saved["settings"]), saved["data"], saved.get("preset")
         init_gen, init_from, command = None, saved.get("init_from"), saved["command"]
+        s["n_epochs"], s["n_epochs_decay"] = epoch_split(
+            args.epochs, args.epochs_decay, (s["n_epochs"], s["n_epochs_decay"]),
+            share=preset_split(kind, preset))
+        if ckpt_last.is_file():
+            ck = load_state(ckpt_last)
+            done, total = ck["run"]["epoch"], s["n_epochs"] + s["n_epochs_decay"]
+            if total < done:
+                raise UsageError(f"--resume: {out} has trained {done} epochs already, more "
+                                 f"than the {total} asked for; give --epochs {done} or more")
     else:
         init_from = args.init_from
         init_gen = load_init_generator(init_from) if init_from else None
@@ -614,15 +760,21 @@ def run(kind: str, args, argv: list[str]) -> int:
         from loomis.pose import PoseEstimator   # made photos are read back as faces
         reader = PoseEstimator()
 
-    ckpt_last, ckpt_best = out / "last.safetensors", out / "best.safetensors"
     # "best" is the selection score of the best validated epoch (higher is better, see
     # selection_score); "seconds" the training time summed over every session of the run
     state = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "best": -math.inf,
              "best_epoch": -1, "seconds": 0.0}
-    if saved is not None and ckpt_last.is_file():
-        ck = load_state(ckpt_last)
+    counts = {"n_epochs": cfg.n_epochs, "n_epochs_decay": cfg.n_epochs_decay}
+    trained = {k: (ck["model"]["config"] if ck is not None else saved["settings"])[k]
+               for k in counts} if saved is not None else counts
+    lr_change = None
+    if ck is not None:
+        # more (or fewer) epochs: the only settings a resumed run may change (check_run_dir)
+        ck["model"]["config"] |= counts
         model.load_state_dict(ck["model"])  # random state: rank 0's, on every rank
         state = {"seconds": 0.0} | ck["run"]
+        if trained != counts:
+            lr_change = (model.lr, follow_schedule(model))
         if world > 1:
             if len(ck.get("rank_rng") or []) == world:
                 set_rng_state(ck["rank_rng"][rank])
@@ -635,17 +787,50 @@ def run(kind: str, args, argv: list[str]) -> int:
         model.distribute(sync_batchnorm=args.sync_bn)
 
     if is_main:
+        record, removed = None, []
         if saved is None:
-            if out.exists() and args.overwrite:
-                shutil.rmtree(out)
-            out.mkdir(parents=True, exist_ok=True)
             record = {"model": kind, "preset": preset, "settings": s, "data": data_arg or "synthetic",
                       "data_description": desc, "init_from": init_from, "command": command}
-            atomic_write(out / "run.json", lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2)))
-        (out / "samples").mkdir(exist_ok=True)
+        else:
+            removed = (remove_stale_temporaries(out, RUN_FILES)
+                       + remove_stale_temporaries(out / "samples", SAMPLE_FILES))
+            if s != saved["settings"] or trained != counts:
+                record = saved | {"settings": s}
+            if trained != counts:
+                change = {"epoch": state["epoch"], "step": state["global_step"],
+                          "from": trained, "to": counts,
+                          "command": f"python train/{kind}.py " + shlex.join(argv)}
+                if lr_change:
+                    change |= {"lr_before": lr_change[0], "lr_after": lr_change[1]}
+                past = [c for c in saved.get("schedule_changes", [])   # a repeat of a
+                        if (c["epoch"], c["step"], c["to"]) != (state["epoch"],  # killed try
+                                                                state["global_step"], counts)]
+                record["schedule_changes"] = past + [change]
+        try:
+            if saved is None:
+                if out.exists() and args.overwrite:
+                    shutil.rmtree(out)
+                out.mkdir(parents=True, exist_ok=True)
+            if record is not None:
+                atomic_write(out / "run.json",
+                             lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2)))
+            (out / "samples").mkdir(exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"--out {out}: cannot write there ({exc.strerror or exc}); give "
+                             "a folder you can write to") from None
         print(f"{kind}: {desc}; {world} process(es) on {model.device}"
               f"{' (freed memory kept)' if retained else ''}; "
               f"{'resuming at epoch %d step %d' % (state['epoch'] + 1, state['step_in_epoch']) if saved else 'new run'} → {out}")
+        if removed:
+            print(f"removed {len(removed)} temporary file(s) an interrupted save left "
+                  f"({sum(b for _, b in removed) / 1e6:.1f} MB): "
+                  + ", ".join(p.name for p, _ in removed))
+        if trained != counts:
+            lr_note = (f"; lr {lr_change[0]:.3g} → {lr_change[1]:.3g}, as the new schedule has "
+                       f"it at epoch {state['epoch'] + 1}" if lr_change else "")
+            print(f"lr schedule changed at epoch {state['epoch'] + 1} (step "
+                  f"{state['global_step']}): {describe_epochs(trained)} → "
+                  f"{describe_epochs(counts)}{lr_note}")
         for r in reports:
             if r.skipped:
                 print(f"data: skipped {r.skipped} file(s): {r.summary()}")
@@ -658,9 +843,12 @@ def run(kind: str, args, argv: list[str]) -> int:
 
     t_session = time.time()
     seconds_at_start = state["seconds"]
+    last_save = t_session   # rank 0's clock decides when --save-minutes is due
 
     def save(path: Path) -> None:
         """Every rank calls this at the same step: each rank's random state is kept."""
+        nonlocal last_save
+        last_save = time.time()
         state["seconds"] = seconds_at_start + time.time() - t_session
         extra = {}
         if world > 1:
@@ -679,6 +867,7 @@ def run(kind: str, args, argv: list[str]) -> int:
     bs = s["batch_size"]
     steps_per_epoch = math.ceil(len(epoch_order(len(train_ds), cfg.seed, 0, world, rank)) / bs)
     max_steps = args.max_steps
+    save_seconds = args.save_minutes * 60
     deadline = t_session + args.max_minutes * 60 if args.max_minutes is not None else math.inf
     done = False
     last_metrics = metric_columns(epoch_rows[-1]) if epoch_rows else {}
@@ -705,16 +894,21 @@ def run(kind: str, args, argv: list[str]) -> int:
                 loss_rows.append({"epoch": epoch + 1, "step": state["global_step"], **losses})
                 bar.set_postfix({k: f"{v:.3f}" for k, v in losses.items()}, refresh=False)
                 bar.update()
-                # a signal or the time budget stops every rank at the same step
-                halt, late = stop.flag, time.time() >= deadline
+                # a signal or the time budget stops every rank at the same step, and rank
+                # 0's clock alone says when a timed checkpoint is due: what is saved is
+                # the state after this step, whenever the save happens
+                now = time.time()
+                halt, late = stop.flag, now >= deadline
+                due = is_main and save_seconds > 0 and now - last_save >= save_seconds
                 if world > 1:
-                    flags = torch.tensor([float(halt), float(late)])
+                    flags = torch.tensor([float(halt), float(late), float(due)])
                     dist.all_reduce(flags)
-                    halt, late = bool(flags[0].item()), bool(flags[1].item())
+                    halt, late, due = (bool(f) for f in flags.tolist())
                 if args.save_every and state["global_step"] % args.save_every == 0:
+                    due = True
+                if halt or due:
                     save(ckpt_last)
                 if halt:
-                    save(ckpt_last)
                     if is_main:
                         bar.close()
                         print(f"\n{stop.signame or 'stop'}: saved {ckpt_last} at step "

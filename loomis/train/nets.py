@@ -22,6 +22,7 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from torch import nn
 
+from loomis.files import new_file_mode
 from loomis.generator_config import (ARCHS, NORMS, RESNET_ARCHS, CheckpointError, GeneratorConfig,
                                      _check_choice, _check_positive, min_input_multiple,
                                      read_safetensors, unet_depth)
@@ -260,6 +261,10 @@ class Generator(nn.Module, PyTorchModelHubMixin, library_name="loomis",
         return self
 
     # -- Hub: strict, safetensors only ------------------------------------------------
+    def _save_pretrained(self, save_directory: Path) -> None:
+        super()._save_pretrained(save_directory)
+        readable_weights(save_directory)
+
     @classmethod
     def _from_pretrained(cls, *, model_id: str, revision: str | None, cache_dir, force_download: bool,
                          local_files_only: bool, token, map_location: str = "cpu",
@@ -270,6 +275,13 @@ class Generator(nn.Module, PyTorchModelHubMixin, library_name="loomis",
                                local_files_only=local_files_only)
         load_weights(model, weights, strict=strict)
         return model.to(map_location).eval()
+
+
+def readable_weights(folder: str | os.PathLike) -> None:
+    """Give a saved folder's weights the mode any new file gets (safetensors writes 0600)."""
+    path = Path(folder) / WEIGHTS_NAME
+    if path.is_file():
+        os.chmod(path, new_file_mode())
 
 
 def weights_file(model_id: str, **hub_kwargs) -> Path:

@@ -19,6 +19,7 @@ generators (``PoseNet.from_pretrained``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from huggingface_hub import PyTorchModelHubMixin
@@ -27,7 +28,7 @@ from torch import nn
 
 from loomis.imageio import ImageLike, load_image, to_tensor
 from loomis.runtime import pad_to_square
-from loomis.train.nets import load_weights, weights_file
+from loomis.train.nets import load_weights, readable_weights, weights_file
 
 __all__ = ["PoseNetConfig", "PoseNet", "MIRROR_SIGNS"]
 
@@ -113,6 +114,10 @@ class PoseNet(nn.Module, PyTorchModelHubMixin, library_name="loomis",
         return tuple(float(v) for v in out.cpu())
 
     # -- Hub: strict, safetensors only (as loomis.train.nets.Generator) ---------------------
+    def _save_pretrained(self, save_directory: Path) -> None:
+        super()._save_pretrained(save_directory)
+        readable_weights(save_directory)
+
     @classmethod
     def _from_pretrained(cls, *, model_id: str, revision: str | None, cache_dir,
                          force_download: bool, local_files_only: bool, token,
