@@ -13,79 +13,108 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from loomis.imageio import ImageError, load_image
+from loomis.imageio import ImageError, load_image, load_image_with_size
 
 PAPER = (255, 255, 255)
 #: The grey of a firm line in the models' training drawings (graphite on white).
 LINE_TONE = 40 / 255
+#: Canvas pictures are scaled to at most this side before any work (the generators draw
+#: at 128–256 px; the app's canvas is 512).
+MAX_SIDE = 2048
+_PARTS = ("background", "layers", "composite")
 
 
 class EmptyCanvasError(ImageError):
     """Nothing was drawn on the canvas."""
 
 
-def _rgba(value) -> np.ndarray | None:
-    """A layer/background (numpy, PIL or a file path) as ``H×W×4`` uint8, or None."""
+def _part(value, max_side: int | None) -> tuple[np.ndarray, tuple[int, int]] | None:
+    """A background, layer or composite (file path, bytes, PIL image or array) through the
+    input guard, as ``H×W×4`` uint8 with its transparency, and its size before scaling."""
     if value is None:
         return None
-    if isinstance(value, (str, bytes)) or hasattr(value, "__fspath__"):
-        value = Image.open(value)
-    if isinstance(value, Image.Image):
-        return np.asarray(value.convert("RGBA"))
-    arr = np.asarray(value)
-    if arr.size == 0:
-        return None
-    if arr.dtype != np.uint8:
-        arr = np.clip(arr, 0, 255).astype(np.uint8)
-    if arr.ndim == 2:
-        arr = np.stack([arr] * 3, -1)
-    if arr.shape[-1] == 3:
-        arr = np.concatenate([arr, np.full(arr.shape[:2] + (1,), 255, np.uint8)], -1)
-    return arr
+    img, size = load_image_with_size(value, max_side=max_side, background=None)
+    return np.asarray(img), size
 
 
 def _is_flat(rgba: np.ndarray, tol: int = 6) -> bool:
-    """One colour (or fully transparent) everywhere: a theme fill, not a picture."""
-    visible = rgba[..., 3] > 8
-    if not visible.any():
-        return True
-    rgb = rgba[..., :3][visible].astype(np.int16)
-    return bool((rgb.max(0) - rgb.min(0)).max() <= tol)
+    """One colour everywhere once laid on white paper (a theme fill, a blank or fully
+    transparent picture), not a drawing; strokes on a transparent ground are a drawing."""
+    img = Image.fromarray(np.ascontiguousarray(rgba), "RGBA")
+    paper = Image.new("RGB", img.size, PAPER)
+    paper.paste(img, (0, 0), img)
+    return all(hi - lo <= tol for lo, hi in paper.getextrema())
 
 
-def _over(base: np.ndarray, layer: np.ndarray) -> np.ndarray:
-    """Alpha-composite ``layer`` (RGBA) onto ``base`` (RGB float), cropped/padded to fit."""
-    h, w = base.shape[:2]
-    layer = layer[:h, :w]
-    a = layer[..., 3:4].astype(np.float32) / 255
-    region = base[:layer.shape[0], :layer.shape[1]]
-    region[:] = region * (1 - a) + layer[..., :3].astype(np.float32) * a
-    return base
+def _over(paper: Image.Image, layer: np.ndarray) -> None:
+    """Alpha-composite ``layer`` (RGBA array) onto ``paper`` (RGB, in place), cropped to
+    fit; Pillow blends in place, with no full-size float copies."""
+    w, h = paper.size
+    img = Image.fromarray(np.ascontiguousarray(layer[:h, :w]), "RGBA")
+    paper.paste(img, (0, 0), img)
 
 
-def canvas_to_drawing(value) -> Image.Image:
+def _most_common_colour(rgb: np.ndarray) -> np.ndarray:
+    packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+    values, counts = np.unique(packed.ravel(), return_counts=True)
+    top = int(values[counts.argmax()])
+    return np.array([top >> 16, (top >> 8) & 255, top & 255], np.int16)
+
+
+def _canvas_parts(value: dict, max_side: int | None) -> list[tuple[str, np.ndarray]]:
+    """The dict's pictures, each through the guard, all at the scale of the first one (a
+    canvas's parts share one size; a larger part is scaled alike, then cropped)."""
+    if not any(k in value for k in _PARTS):
+        raise ImageError("the canvas value is a dict without background, layers or "
+                         "composite: not a drawing canvas's value")
+    layers = value.get("layers")
+    if layers is None:
+        layers = []
+    if not isinstance(layers, (list, tuple)):
+        raise ImageError(f"the canvas's layers must be a list of images, not "
+                         f"{type(layers).__name__}")
+    named = [("background", value.get("background")), *(("layer", x) for x in layers),
+             ("composite", value.get("composite"))]
+    parts = [(what, _part(x, max_side)) for what, x in named]
+    parts = [(what, p) for what, p in parts if p is not None]
+    if not parts:
+        return []
+    ref_arr, (ref_w, _) = parts[0][1]
+    scale = ref_arr.shape[1] / ref_w
+    out = []
+    for what, (arr, (w, h)) in parts:
+        want = (max(1, round(w * scale)), max(1, round(h * scale)))
+        if (arr.shape[1], arr.shape[0]) != want:     # scaled by another factor than the first
+            arr = np.asarray(Image.fromarray(arr).resize(want, Image.LANCZOS))
+        out.append((what, arr))
+    return out
+
+
+def canvas_to_drawing(value, *, max_side: int | None = MAX_SIDE) -> Image.Image:
     """The canvas as an RGB drawing on white paper.
 
-    Accepts a Sketchpad/ImageEditor value (dict), or a plain image (upload). Raises
-    :class:`EmptyCanvasError` when nothing was drawn (an empty or theme-filled canvas) and
-    :class:`~loomis.imageio.ImageError` for anything that is not an image.
+    Accepts a Sketchpad/ImageEditor value (a dict whose ``background``, ``layers`` and
+    ``composite`` are file paths, bytes, PIL images or arrays), or a plain image (upload).
+    Every picture goes through :func:`loomis.imageio.load_image`'s guard and is scaled to
+    at most ``max_side`` before any work. Raises :class:`EmptyCanvasError` when nothing
+    was drawn (an empty or theme-filled canvas) and :class:`~loomis.imageio.ImageError`
+    for anything that is not an image.
     """
     if value is None:
         raise EmptyCanvasError("the canvas is empty: draw a head (or upload a drawing) first")
     if not isinstance(value, dict):
-        img = load_image(value)
+        img = load_image(value, max_side=max_side)       # transparency onto white paper
         if _is_flat(np.asarray(img.convert("RGBA"))):
             raise EmptyCanvasError("the drawing is blank (one flat colour): draw some lines first")
         return img
-    background = _rgba(value.get("background"))
-    layers = [x for x in (_rgba(layer) for layer in (value.get("layers") or [])) if x is not None]
-    composite = _rgba(value.get("composite"))
-    shapes = [x.shape[:2] for x in [background, *layers, composite] if x is not None]
-    if not shapes:
+    parts = _canvas_parts(value, max_side)
+    if not parts:
         raise EmptyCanvasError("the canvas is empty: draw a head (or upload a drawing) first")
-    h, w = shapes[0]
-    paper = np.empty((h, w, 3), np.float32)
-    paper[:] = PAPER
+    background = parts[0][1] if parts[0][0] == "background" else None
+    layers = [arr for what, arr in parts if what == "layer"]
+    composite = parts[-1][1] if parts[-1][0] == "composite" else None
+    h, w = parts[0][1].shape[:2]
+    paper = Image.new("RGB", (w, h), PAPER)
     drawn = False
     if background is not None and not _is_flat(background):
         _over(paper, background)      # an uploaded drawing under the strokes
@@ -98,16 +127,14 @@ def canvas_to_drawing(value) -> Image.Image:
         # no layers given (an older client): the composite's most common colour is the
         # theme's canvas, which becomes paper
         rgb = composite[..., :3]
-        flat = rgb.reshape(-1, 3)
-        colours, counts = np.unique(flat, axis=0, return_counts=True)
-        fill = colours[counts.argmax()]
+        fill = _most_common_colour(rgb)
         comp = composite.copy()
         comp[(np.abs(rgb.astype(np.int16) - fill).max(-1) <= 6)] = (*PAPER, 255)
         _over(paper, comp)
         drawn = True
     if not drawn:
         raise EmptyCanvasError("the canvas is empty: draw a head (or upload a drawing) first")
-    return Image.fromarray(np.round(paper).astype(np.uint8))
+    return paper
 
 
 def white_paper(drawing: Image.Image) -> Image.Image:

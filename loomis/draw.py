@@ -14,6 +14,7 @@ traced twice. It is seeded, so a given seed always draws the same picture.
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from PIL import Image
 
 from loomis.head import Stroke
 
-__all__ = ["DrawStyle", "draw_strokes"]
+__all__ = ["DrawStyle", "draw_strokes", "line_unit", "line_thickness", "drawn_width", "dash_pattern", "visibility_runs"]
 
 _HIDDEN_MODES = ("dashed", "faint", "omit")
 _LEVELS = 8          # pressure is quantised to this many grey levels (one cv2 call each)
@@ -129,17 +130,46 @@ def _sketchify(pts: np.ndarray, vis: np.ndarray, closed: bool, rng: np.random.Ge
     return pts, vis, np.clip(pressure, 0.05, 1.0)
 
 
+def line_unit(style: DrawStyle, size: tuple[int, int]) -> float:
+    """The line width ``style`` draws with on a canvas of ``size`` (width, height), in
+    pixels: its own, or about 1 px per 220 px of the shorter side."""
+    return style.width if style.width > 0 else max(1.0, min(size) / 220.0)
+
+
+def line_thickness(unit: float) -> int:
+    """The whole-pixel thickness a line of width ``unit`` is drawn with."""
+    return max(1, int(round(unit)))
+
+
+@functools.lru_cache(maxsize=32)
+def drawn_width(thickness: int) -> float:
+    """How wide a line of ``thickness`` comes out on the page, in pixels: OpenCV's
+    anti-aliased thick lines are wider than their nominal thickness, so the width is read
+    off a drawn line (its ink summed across it) rather than assumed."""
+    size = 8 * thickness + 16
+    ink = np.zeros((size, size), np.uint8)
+    mid, end = size // 2 << _SHIFT, (size - 4) << _SHIFT
+    cv2.polylines(ink, [np.array([[mid, 4 << _SHIFT], [mid, end]], np.int32)], False, 255,
+                  thickness, cv2.LINE_AA, shift=_SHIFT)
+    return float(ink[size // 2].sum()) / 255.0
+
+
+def dash_pattern(unit: float) -> tuple[float, float]:
+    """Dash and gap lengths of hidden lines drawn ``unit`` wide: about 4 and 3 widths."""
+    return 4.0 * unit + 2.0, 3.0 * unit + 2.0
+
+
 def _dash(pts: np.ndarray, unit: float) -> list[np.ndarray]:
-    """Cut a polyline into dashes of about 4 line widths with 3-width gaps."""
+    """Cut a polyline into dashes (:func:`dash_pattern`)."""
     if len(pts) < 2:
         return []
-    dash, gap = 4.0 * unit + 2.0, 3.0 * unit + 2.0
+    dash, gap = dash_pattern(unit)
     pts, _, s = _resample(pts, np.ones(len(pts), bool), spacing=max(1.0, unit))
     on = (s % (dash + gap)) < dash
-    return [pts[a:b] for a, b, flag in _runs(on) if flag and b - a >= 2]
+    return [pts[a:b] for a, b, flag in visibility_runs(on) if flag and b - a >= 2]
 
 
-def _runs(flags: np.ndarray) -> list[tuple[int, int, bool]]:
+def visibility_runs(flags: np.ndarray) -> list[tuple[int, int, bool]]:
     """Maximal runs of equal flags as (start, stop_inclusive, flag); runs share end points."""
     if len(flags) == 0:
         return []
@@ -169,8 +199,8 @@ def draw_strokes(strokes: Sequence[Stroke], canvas: Image.Image | tuple[int, int
             raise ValueError(f"canvas size must be positive, got {w}x{h}")
         base = cv2.merge([np.full((h, w), int(c), np.uint8) for c in style.paper])
     h, w = base.shape[:2]
-    unit = style.width if style.width > 0 else max(1.0, min(w, h) / 220.0)
-    thickness = max(1, int(round(unit)))
+    unit = line_unit(style, (w, h))
+    thickness = line_thickness(unit)
     rng = np.random.default_rng(style.seed)
     groups: list[list[np.ndarray]] = [[] for _ in range(_LEVELS)]
 
@@ -204,7 +234,7 @@ def draw_strokes(strokes: Sequence[Stroke], canvas: Image.Image | tuple[int, int
                     pressure = pressure * 0.6
             else:
                 q, v, pressure = pts, vis, np.ones(len(pts))
-            for a, b, seen in _runs(v):
+            for a, b, seen in visibility_runs(v):
                 piece, pr = q[a:b + 1], pressure[a:b + 1]
                 if seen:
                     add_varying(piece, pr, 1.0)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from typing import Literal
+from typing import Literal, Sequence
 
 import cv2
 import numpy as np
@@ -36,7 +36,8 @@ from loomis.imageio import ImageLike, load_image
 from loomis.pose import FacePose, NoFaceError, PoseConfig, PoseEstimator
 from loomis.smoothing import PoseTracker
 
-__all__ = ["photo_to_loomis", "live_frame", "draw_faces", "feature_strokes", "background_image",
+__all__ = ["photo_to_loomis", "live_frame", "draw_faces", "construction_strokes", "ink",
+           "feature_strokes", "feature_style", "line_width", "background_image",
            "make_background", "pencil_sketch", "NoFaceError", "Background", "INK", "GRAPHITE"]
 
 Background = Literal["faded", "pencil", "paper", "photo"]
@@ -120,25 +121,46 @@ def live_frame(frame: np.ndarray | None, estimator: PoseEstimator, *,
 
 def draw_faces(base: np.ndarray, faces: list[FacePose], *, style: DrawStyle,
                features: bool = False, feature_style: DrawStyle | None = None,
-               proportions: LoomisProportions = LoomisProportions(),
+               proportions: LoomisProportions | Sequence[LoomisProportions] = LoomisProportions(),
                samples: int = 96, construction: bool = True) -> np.ndarray:
     """Ink the construction (unless ``construction`` is off) and optionally the features
-    of ``faces`` onto ``base``."""
+    of ``faces`` onto ``base``. ``proportions`` is one for all faces or one per face."""
     if style.width == 0 and faces:   # automatic: follow the face, not the canvas
         style = dataclasses.replace(style, width=line_width(faces))
+    strokes = construction_strokes(faces, proportions, samples) if construction else []
+    fstrokes = [s for face in faces for s in feature_strokes(face)] if features else []
+    return ink(base, strokes, fstrokes, style, feature_style)
+
+
+def construction_strokes(faces: list[FacePose],
+                         proportions: LoomisProportions | Sequence[LoomisProportions]
+                         = LoomisProportions(), samples: int = 96) -> list[Stroke]:
+    """The construction lines of every face in its picture's pixels, in drawing order per
+    face; ``proportions`` is one for all faces or one per face."""
+    per_face = ([proportions] * len(faces) if isinstance(proportions, LoomisProportions)
+                else list(proportions))
     strokes: list[Stroke] = []
-    for face in faces if construction else []:
+    for face, prop in zip(faces, per_face):
         try:
-            strokes += construction_lines(face.head, face.camera, proportions,
-                                          samples=samples)
+            strokes += construction_lines(face.head, face.camera, prop, samples=samples)
         except ValueError:      # a head so close its back is behind the camera: skip it
             continue
+    return strokes
+
+
+def feature_style(style: DrawStyle) -> DrawStyle:
+    """How the face's own features are drawn beside a construction in ``style``: darker,
+    and only where seen."""
+    return dataclasses.replace(style, color=tuple(int(c * 0.5) for c in style.color),
+                               hidden="omit")
+
+
+def ink(base: np.ndarray, strokes: Sequence[Stroke], fstrokes: Sequence[Stroke],
+        style: DrawStyle, fstyle: DrawStyle | None = None) -> np.ndarray:
+    """``base`` with the construction ``strokes``, then the ``fstrokes`` features, drawn."""
     img = draw_strokes(strokes, Image.fromarray(base), style)
-    if features:
-        fstyle = feature_style or dataclasses.replace(
-            style, color=tuple(int(c * 0.5) for c in style.color), hidden="omit")
-        fstrokes = [s for face in faces for s in feature_strokes(face)]
-        img = draw_strokes(fstrokes, img, fstyle)
+    if fstrokes:
+        img = draw_strokes(fstrokes, img, fstyle or feature_style(style))
     return np.asarray(img)
 
 

@@ -46,7 +46,7 @@ import numpy as np
 
 from loomis.camera import cross
 
-__all__ = ["FaceReference", "load_reference", "build_reference", "measure_mesh",
+__all__ = ["FaceReference", "load_reference", "build_reference", "measure_mesh", "brow_indices",
            "landmark_paths", "contour_indices", "triangles", "vertex_normals", "outward_normals",
            "N_LANDMARKS", "DEFAULT_PATH"]
 
@@ -314,7 +314,7 @@ def build_reference(photos: list[np.ndarray], *, verbose: bool = True) -> tuple[
     centre = 0.5 * (sym + sym[pair]).mean(0)
 
     # 5. the Loomis frame: brow point to chin vertical
-    brows = _brow_indices()
+    brows = brow_indices()
     midline = np.flatnonzero(~lateral)
     up0 = sym[FOREHEAD] - sym[CHIN]
     for _ in range(3):
@@ -355,7 +355,8 @@ def build_reference(photos: list[np.ndarray], *, verbose: bool = True) -> tuple[
     return arrays, report
 
 
-def _brow_indices() -> np.ndarray:
+def brow_indices() -> np.ndarray:
+    """The landmarks of both eyebrows (MediaPipe's brow connections)."""
     edges = _edges("left_brow") | _edges("right_brow")
     return np.array(sorted({i for e in edges for i in e}))
 

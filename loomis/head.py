@@ -93,24 +93,28 @@ class LoomisProportions:
 def face_depth(y: np.ndarray, prop: LoomisProportions) -> np.ndarray:
     """``z`` of the face plane's centre line at height ``y`` (brow → nose → chin).
 
-    A parabola through (0, R), (−1, nose_depth), (−2, chin_depth): the profile line a
-    Loomis drawing carries straight down the face. Above the brow it follows the ball.
+    A parabola through (0, R), (nose_y, nose_depth), (chin_y, chin_depth): the profile
+    line a Loomis drawing carries straight down the face. Above the brow it follows the ball.
     """
     y = np.asarray(y, dtype=np.float64)
-    r, n, c = prop.radius, prop.nose_depth, prop.chin_depth
-    # z(y) = a y^2 + b y + r through the three points.
-    a = (c - 2 * n + r) / 2.0
-    b = a + r - n                     # from z(-1) = a - b + r = n
+    a, b = _profile(prop)
+    r = prop.radius
     below = a * y * y + b * y + r
     above = np.sqrt(np.clip(r * r - y * y, 0.0, None))
     return np.where(y <= 0, below, above)
 
 
+def _profile(prop: LoomisProportions) -> tuple[float, float]:
+    """``(a, b)`` of the profile parabola ``z = a y² + b y + R`` through the nose and chin."""
+    r, n, c = prop.radius, prop.nose_depth, prop.chin_depth
+    ny, cy = prop.nose_y, prop.chin_y
+    a = ((c - r) / cy - (n - r) / ny) / (cy - ny)
+    return a, (n - r) / ny - a * ny
+
+
 def _face_slope(y: np.ndarray, prop: LoomisProportions) -> np.ndarray:
     """dz/dy of :func:`face_depth` below the brow (for the centre line's normal)."""
-    r, n, c = prop.radius, prop.nose_depth, prop.chin_depth
-    a = (c - 2 * n + r) / 2.0
-    b = a + r - n
+    a, b = _profile(prop)
     return 2 * a * np.asarray(y) + b
 
 

@@ -21,7 +21,7 @@ The app, the scripts, the tests and the benchmarks call :func:`photo_to_drawing`
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import cv2
@@ -31,16 +31,18 @@ from PIL import Image
 from loomis.camera import Camera, HeadPose
 from loomis.canvas import white_paper
 from loomis.draw import DrawStyle
-from loomis.engine import BACKGROUNDS, GRAPHITE, INK, draw_faces, make_background
+from loomis.engine import (BACKGROUNDS, GRAPHITE, INK, construction_strokes, feature_strokes, ink,
+                           line_width, make_background)
 from loomis.head import LoomisProportions, Stroke, construction_lines
 from loomis.imageio import ImageError, ImageLike, load_image
 from loomis.imageio import binarize
 from loomis.pose import FacePose, NoFaceError, PoseConfig, PoseEstimator
+from loomis.proportions import FaceProportions, measure
 
 if TYPE_CHECKING:
     from loomis.runtime import GraphTranslator as Translator
 
-__all__ = ["GEOMETRIC", "HEAD_MARGIN", "Head", "Drawing", "photo_to_drawing", "find_heads",
+__all__ = ["GEOMETRIC", "HEAD_MARGIN", "FRAMINGS", "Head", "Drawing", "photo_to_drawing", "find_heads",
            "sketch_to_photo", "head_square", "crop_camera", "cut_square", "ink_square",
            "NoFaceError", "NoDrawingError"]
 
@@ -53,6 +55,12 @@ HEAD_MARGIN = 0.15
 MAX_FIT_MOVE = 0.15
 #: Grey level below which a pixel of a sketch counts as drawn when finding the head.
 SKETCH_INK = 0.75
+#: How a drawing is framed: "heads" crops to the constructions with a margin (on paper
+#: the page may extend past the photo), "photo" keeps the photo's frame, "auto" is
+#: "heads" on paper and "photo" over a photo.
+FRAMINGS = ("auto", "heads", "photo")
+#: Free border around the constructions when cropping to them, as a share of their size.
+FRAME_MARGIN = 0.08
 
 
 class NoDrawingError(ImageError):
@@ -74,6 +82,7 @@ class Head:
     roll: float
     ball_center: tuple[float, float]
     ball_radius: float
+    proportions: FaceProportions = FaceProportions()
 
     def scaled(self, k: float) -> "Head":
         """The same head in a picture ``k`` times as large (angles unchanged)."""
@@ -85,17 +94,39 @@ class Head:
         r = lambda v: round(float(v), 2)  # noqa: E731
         return {"box": [r(v) for v in self.box], "yaw": r(self.yaw), "pitch": r(self.pitch),
                 "roll": r(self.roll), "ball_center": [r(v) for v in self.ball_center],
-                "ball_radius": r(self.ball_radius)}
+                "ball_radius": r(self.ball_radius), "proportions": self.proportions.to_json()}
 
 
 @dataclass(frozen=True)
 class Drawing:
     """What :func:`photo_to_drawing` made: the picture, one :class:`Head` per construction
-    drawn, and the engine that drew it."""
+    drawn, and the engine that drew it; and what the picture was drawn from, so that it
+    can be drawn again step by step (:mod:`loomis.steps`) or as vectors (:mod:`loomis.svg`).
+
+    ``strokes`` (the construction) and ``features`` (the face's own lines) are in the
+    photo's pixels; ``crop`` is the box ``(x0, y0, x1, y1)`` of the photo's pixels the
+    picture shows (it may reach past the photo on paper); ``base`` is the surface the
+    lines were drawn on, cropped like ``image``; ``style`` how they were drawn."""
 
     image: Image.Image
     heads: list[Head]
     engine: str
+    strokes: list[Stroke] = field(default_factory=list)
+    features: list[Stroke] = field(default_factory=list)
+    style: DrawStyle = GRAPHITE
+    base: Image.Image | None = None
+    crop: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+    def render(self, strokes: list[Stroke] | None = None, features: list[Stroke] | None = None,
+               style: DrawStyle | None = None) -> Image.Image:
+        """``strokes`` and ``features`` (photo pixels; default: this drawing's) drawn on
+        this drawing's surface, framed like :attr:`image`."""
+        base = np.asarray(self.base if self.base is not None else self.image)
+        shift = np.array(self.crop[:2], dtype=np.float64)
+        moved = lambda ss: [dataclasses.replace(s, points=s.points - shift) for s in ss]  # noqa: E731
+        return Image.fromarray(ink(base, moved(self.strokes if strokes is None else strokes),
+                                   moved(self.features if features is None else features),
+                                   style or self.style))
 
     def to_json(self) -> dict:
         return {"engine": self.engine, "heads": [h.to_json() for h in self.heads]}
@@ -181,7 +212,8 @@ def _extent(strokes: list[Stroke]) -> tuple[np.ndarray, np.ndarray]:
     return pts.min(0), pts.max(0)
 
 
-def _head(face: FacePose, proportions: LoomisProportions) -> Head:
+def _head(face: FacePose, proportions: LoomisProportions,
+          measured: FaceProportions = FaceProportions()) -> Head:
     """A face's construction as a :class:`Head` in its picture's pixels: ``ball_center``
     and ``ball_radius`` are those of the ball's drawn outline (an ellipse, slightly, for
     a face off the picture's centre: its centre, and its mean radius)."""
@@ -191,7 +223,42 @@ def _head(face: FacePose, proportions: LoomisProportions) -> Head:
     centre = (outline.min(0) + outline.max(0)) / 2.0
     radius = float(np.linalg.norm(outline - centre, axis=1).mean())
     return Head((float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])),
-                face.yaw, face.pitch, face.roll, (float(centre[0]), float(centre[1])), radius)
+                face.yaw, face.pitch, face.roll, (float(centre[0]), float(centre[1])), radius,
+                measured)
+
+
+def frame(heads: list[Head], size: tuple[int, int], framing: str, background: str,
+          margin: float = FRAME_MARGIN) -> tuple[int, int, int, int]:
+    """The box ``(x0, y0, x1, y1)`` of the photo's pixels a drawing shows (see
+    :data:`FRAMINGS`): around the heads with ``margin`` of their size free, reaching past
+    the photo only on paper, where there is nothing to cut."""
+    if framing not in FRAMINGS:
+        raise ValueError(f"framing must be one of {', '.join(FRAMINGS)}, got {framing!r}")
+    w, h = size
+    if framing == "photo" or (framing == "auto" and background != "paper") or not heads:
+        return 0, 0, w, h
+    box = np.array([h_.box for h_ in heads])
+    x0, y0 = box[:, :2].min(0)
+    x1, y1 = box[:, 2:].max(0)
+    pad = margin * max(x1 - x0, y1 - y0)
+    x0, y0, x1, y1 = (int(np.floor(x0 - pad)), int(np.floor(y0 - pad)),
+                      int(np.ceil(x1 + pad)), int(np.ceil(y1 + pad)))
+    if background != "paper":
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    return x0, y0, x1, y1
+
+
+def _cropped(canvas: np.ndarray, box: tuple[int, int, int, int], paper: tuple[int, int, int]
+             ) -> np.ndarray:
+    """``canvas`` cut to ``box``; parts of the box past the canvas are ``paper``."""
+    x0, y0, x1, y1 = box
+    h, w = canvas.shape[:2]
+    out = np.empty((y1 - y0, x1 - x0, 3), np.uint8)
+    out[:] = paper
+    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
+    if sx1 > sx0 and sy1 > sy0:
+        out[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = canvas[sy0:sy1, sx0:sx1]
+    return out
 
 
 # ------------------------------------------------------------------------------ photos
@@ -218,7 +285,8 @@ def photo_to_drawing(image: ImageLike, engine: str = GEOMETRIC, *,
                      style: DrawStyle | None = None, hidden: str | None = None,
                      features: bool = False, fit: bool = True,
                      estimator: PoseEstimator | None = None,
-                     proportions: LoomisProportions = LoomisProportions()) -> Drawing:
+                     proportions: LoomisProportions = LoomisProportions(),
+                     own_proportions: bool = True, framing: str = "photo") -> Drawing:
     """Draw the Loomis construction of every face in ``image``.
 
     ``engine`` is :data:`GEOMETRIC` (the landmark pose drawn directly) or a generator's
@@ -227,19 +295,26 @@ def photo_to_drawing(image: ImageLike, engine: str = GEOMETRIC, *,
     drawing is laid on the background. ``features`` adds the face's own eyes, brows, nose,
     mouth and jaw from the landmarks. ``background`` is one of ``paper``, ``faded``,
     ``pencil``, ``photo``; ``style`` defaults to graphite on paper and red ink elsewhere.
+    With ``own_proportions`` each construction follows its face's thirds and width
+    (:mod:`loomis.proportions`); without, ``proportions`` (the canon) for every face.
+    ``framing`` is one of :data:`FRAMINGS`.
 
     Raises :class:`~loomis.imageio.ImageError` for an unreadable picture,
     :class:`NoFaceError` when no face is found, ValueError for a bad option.
     """
     if background not in BACKGROUNDS:
         raise ValueError(f"background must be one of {', '.join(BACKGROUNDS)}, got {background!r}")
+    if framing not in FRAMINGS:
+        raise ValueError(f"framing must be one of {', '.join(FRAMINGS)}, got {framing!r}")
     if engine != GEOMETRIC and translator is None:
         raise ValueError(f"engine {engine!r} needs its translator (loomis.registry)")
+    style = _style(background, style, hidden)
     photo = load_image(image)
     rgb = np.asarray(photo)
     faces = _find_faces(photo, estimator, proportions)
     canvas = make_background(rgb, background)
     drawn_faces: list[FacePose] = []     # each face with the construction to draw for it
+    props: list[LoomisProportions] = []
     heads: list[Head] = []
     for face in faces:
         if engine != GEOMETRIC:
@@ -249,12 +324,19 @@ def photo_to_drawing(image: ImageLike, engine: str = GEOMETRIC, *,
                 canvas = _lay_over(canvas, drawn, square)
             else:
                 face = _fit_face(drawn, face, square, proportions)
+        measured = measure(face, proportions.radius) if own_proportions else FaceProportions()
         drawn_faces.append(face)
-        heads.append(_head(face, proportions))
-    out = draw_faces(canvas, drawn_faces, style=_style(background, style, hidden),
-                     features=features, proportions=proportions,
-                     construction=engine == GEOMETRIC or fit)
-    return Drawing(Image.fromarray(out), heads, engine)
+        props.append(measured.apply(proportions))
+        heads.append(_head(face, props[-1], measured))
+    if style.width == 0:            # automatic: follow the face, not the canvas
+        style = dataclasses.replace(style, width=line_width(drawn_faces))
+    strokes = (construction_strokes(drawn_faces, props)
+               if engine == GEOMETRIC or fit else [])
+    fstrokes = [s for face in drawn_faces for s in feature_strokes(face)] if features else []
+    crop = frame(heads, photo.size, framing, background)
+    base = Image.fromarray(_cropped(canvas, crop, style.paper))
+    drawing = Drawing(base, heads, engine, strokes, fstrokes, style, base, crop)
+    return dataclasses.replace(drawing, image=drawing.render())
 
 
 def find_heads(image: ImageLike, engine: str = GEOMETRIC, **kwargs) -> list[Head]:

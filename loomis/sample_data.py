@@ -30,6 +30,12 @@ def grace_hopper() -> Path | None:
     return package_file("matplotlib", "mpl-data", "sample_data", "grace_hopper.jpg")
 
 
+def astronaut() -> Path | None:
+    """scikit-image's public-domain portrait of astronaut Eileen Collins (PNG, 512×512),
+    where scikit-image is installed (the development install has it)."""
+    return package_file("skimage", "data", "astronaut.png")
+
+
 def face_scan() -> Path | None:
     """Gradio's 3D scan of a face: a Wavefront OBJ of 845 vertices with per-vertex
     colours, in millimetres, the face looking down -z."""

@@ -30,3 +30,13 @@ def test_a_generator_by_family_and_back_to_a_photo(astronaut):
 def test_an_unknown_engine_names_the_choices(astronaut):
     with pytest.raises(ValueError, match="'geometric' or one of pix2pix, cyclegan"):
         loomis.photo_to_drawing(astronaut, "pix2pix-photo2drawing")
+
+
+def test_the_library_gives_the_steps_and_the_svg_of_a_drawing(grace_hopper, estimator):
+    import xml.etree.ElementTree as ET
+    drawing = loomis.photo_to_drawing(grace_hopper, estimator=estimator, framing="heads")
+    steps = loomis.construction_steps(drawing)
+    assert [s.title for s in steps][:3] == ["The ball", "The side plane", "The centre line"]
+    root = ET.fromstring(loomis.drawing_svg(drawing))
+    assert root.get("width") == str(drawing.image.width)
+    assert drawing.heads[0].proportions.notes()

@@ -60,23 +60,23 @@ def server(bundled):
     demo.close()
 
 
-def call(client, *args, api_name):
+def call(client, *args, api_name, **kwargs):
     from gradio_client import handle_file
     args = [handle_file(str(a)) if isinstance(a, Path) else a for a in args]
-    return Image.open(client.predict(*args, api_name=api_name))
+    return Image.open(client.predict(*args, api_name=api_name, **kwargs))
 
 
-def app_error(client, *args, api_name) -> str:
+def app_error(client, *args, api_name, **kwargs) -> str:
     from gradio_client.exceptions import AppError
     with pytest.raises(AppError) as info:
-        call(client, *args, api_name=api_name)
+        call(client, *args, api_name=api_name, **kwargs)
     return str(info.value)
 
 
 # -- endpoints ------------------------------------------------------------------------
 def test_photo_to_drawing_draws_the_construction_on_paper(server):
     _, client = server
-    out = call(client, PHOTO, api_name="/photo_to_drawing")
+    out = call(client, PHOTO, api_name="/photo_to_drawing", whole_photo=True)
     assert out.size == Image.open(PHOTO).size
     grey = np.asarray(out.convert("L"))
     assert (grey > 240).mean() > 0.8          # paper
@@ -89,15 +89,16 @@ def test_photo_to_drawing_draws_the_construction_on_paper(server):
 def test_the_real_photo_example_gets_its_construction_on_her_face(server):
     import app
     from loomis.pose import estimate_poses
-    (portrait,) = app.real_portraits()      # matplotlib's Grace Hopper, installed with the app
+    portrait = app.real_portraits()[0]      # matplotlib's Grace Hopper, installed with the app
     demo, client = server
-    # the page offers it, and serves it when clicked
+    # the page offers it first, and serves it when clicked
     examples = {c["props"]["label"]: c["props"]["samples"]
                 for c in demo.config["components"] if c.get("type") == "dataset"}
-    ((served,),) = examples["A real photo (Grace Hopper, from matplotlib's sample data)"]
+    (served,) = examples["Examples: real photos, then the project's rendered heads"][0]
     with urllib.request.urlopen(client.src.rstrip("/") + served["url"]) as response:
         assert Image.open(io.BytesIO(response.read())).size == (512, 600)
-    out = call(client, Path(portrait), "Geometric engine", "paper", api_name="/photo_to_drawing")
+    out = call(client, Path(portrait), "Geometric engine", "paper", api_name="/photo_to_drawing",
+               whole_photo=True)
     assert out.size == Image.open(portrait).size == (512, 600)
     ink = np.asarray(out.convert("L")) < 120
     x0, y0, x1, y1 = (round(v) for v in estimate_poses(portrait)[0].box)
@@ -133,9 +134,10 @@ def test_the_page_offers_the_engines_by_these_names(server):
 @pytest.mark.parametrize("engine", ["pix2pix", CYCLEGAN])
 def test_photo_to_drawing_through_a_generator_keeps_the_size(server, engine):
     _, client = server
-    assert call(client, PHOTO, engine, api_name="/photo_to_drawing").size == (256, 256)
+    assert call(client, PHOTO, engine, api_name="/photo_to_drawing",
+                whole_photo=True).size == (256, 256)
     raw = call(client, PHOTO, engine, "paper", 0, "dashed", False, False,
-               api_name="/photo_to_drawing")     # fit off: the generator's own drawing
+               api_name="/photo_to_drawing", whole_photo=True)     # fit off: the generator's own drawing
     assert raw.size == (256, 256)
 
 
@@ -150,12 +152,13 @@ def test_heads_reads_her_construction_as_numbers(server):
     its box around her face and inside the photo, the angles of a portrait."""
     import app
     from loomis.pose import estimate_poses
-    (portrait,) = app.real_portraits()
+    portrait = app.real_portraits()[0]
     _, client = server
     data = heads(client, Path(portrait))               # the engine has a default
     assert data["engine"] == GEOMETRIC and len(data["heads"]) == 1
     (head,) = data["heads"]
-    assert set(head) == {"box", "yaw", "pitch", "roll", "ball_center", "ball_radius"}
+    assert set(head) == {"box", "yaw", "pitch", "roll", "ball_center", "ball_radius", "proportions"}
+    assert head["proportions"]["notes"] and head["proportions"]["measured"]
     assert len(head["box"]) == 4 and len(head["ball_center"]) == 2
     assert all(isinstance(v, float) for v in [*head["box"], *head["ball_center"], head["yaw"],
                                               head["pitch"], head["roll"], head["ball_radius"]])
@@ -169,7 +172,7 @@ def test_heads_reads_her_construction_as_numbers(server):
     assert 0.3 < 2 * head["ball_radius"] / max(x1 - x0, y1 - y0) <= 1.0
     assert all(abs(head[a]) < 20 for a in ("yaw", "pitch", "roll"))
     # and the page drew that construction: its lines fill the box
-    out = call(client, Path(portrait), GEOMETRIC, api_name="/photo_to_drawing")
+    out = call(client, Path(portrait), GEOMETRIC, api_name="/photo_to_drawing", whole_photo=True)
     ink = np.asarray(out.convert("L")) < 120
     ys, xs = np.nonzero(ink)
     assert abs(xs.min() - x0) < 8 and abs(xs.max() - x1) < 8
@@ -201,7 +204,7 @@ def test_every_engine_draws_on_both_of_two_faces(server, two_faces, tmp_path, en
     left, right = sorted(data["heads"], key=lambda h: h["ball_center"][0])
     assert left["ball_center"][0] < 400 < 460 < right["ball_center"][0]
     out = call(client, tmp_path / "two.png", engine, "paper", 0, "dashed", False, fit,
-               api_name="/photo_to_drawing")
+               api_name="/photo_to_drawing", whole_photo=True)
     assert out.size == two_faces.size
     grey = np.asarray(out.convert("L"))
     for face in (left, right):
@@ -249,8 +252,8 @@ def test_live_frame_draws_on_faces_and_passes_other_frames_through(server):
 
 
 def test_models_tab_says_bundled_and_why(server):
-    _, client = server
-    report = client.predict(api_name="/models")
+    demo, _ = server
+    report = demo.loomis.models_report()
     for name in ENGINES:
         assert f"### {name}" in report
     assert report.count("**Source:** bundled copy") == 4 and "HF_HUB_OFFLINE=1" in report
@@ -277,7 +280,7 @@ def _variants(tmp_path: Path) -> dict[str, Path]:
 def test_image_modes_all_work(server, tmp_path):
     _, client = server
     for kind, path in _variants(tmp_path).items():
-        out = call(client, path, api_name="/photo_to_drawing")
+        out = call(client, path, api_name="/photo_to_drawing", whole_photo=True)
         assert out.size == (256, 256), kind
 
 
@@ -293,7 +296,7 @@ def test_bad_input_gets_a_message_and_the_server_stays_up(server, tmp_path):
     Image.new("RGB", (256, 256), "white").save(tmp_path / "blank.png")
     assert "Nothing to turn into a photo" in app_error(client, tmp_path / "blank.png", api_name="/sketch_to_photo")
     assert "No drawing yet" in app_error(client, None, api_name="/sketch_to_photo")
-    assert call(client, PHOTO, api_name="/photo_to_drawing").size == (256, 256)
+    assert call(client, PHOTO, api_name="/photo_to_drawing", whole_photo=True).size == (256, 256)
 
 
 def test_a_10000_pixel_photo_is_scaled_down_and_drawn(server, tmp_path):
@@ -301,7 +304,7 @@ def test_a_10000_pixel_photo_is_scaled_down_and_drawn(server, tmp_path):
     big = Image.open(PHOTO).convert("RGB").resize((10000, 10000), Image.NEAREST)
     big.save(tmp_path / "big.jpg", quality=80)
     del big
-    out = call(client, tmp_path / "big.jpg", api_name="/photo_to_drawing")
+    out = call(client, tmp_path / "big.jpg", api_name="/photo_to_drawing", whole_photo=True)
     assert out.size == (2048, 2048)
 
 
@@ -314,7 +317,7 @@ def test_empty_and_dark_canvases_are_refused_with_a_message(server, tmp_path):
             "composite": handle_file(str(tmp_path / "dark.png")), "id": None}
     from gradio_client.exceptions import AppError
     with pytest.raises(AppError, match="canvas is empty"):
-        client.predict(dark, api_name="/canvas_to_photo")
+        client.predict(dark, "pix2pix", api_name="/canvas_to_photo")   # undocumented: no defaults
     for value in (None, {"background": None, "layers": None, "composite": None}):
         with pytest.raises(EmptyCanvasError, match="canvas is empty"):
             canvas_to_drawing(value)
@@ -390,7 +393,7 @@ def test_heads_of_a_photo_scaled_down_first_are_in_the_photos_own_pixels(server,
     """A 3072-px phone-sized photo is drawn at 2048 px, but ``/heads`` answers in the
     pixels of the photo sent: the same head as on the original, times the size ratio."""
     import app
-    (portrait,) = app.real_portraits()
+    portrait = app.real_portraits()[0]
     _, client = server
     small = Image.open(portrait).convert("RGB")
     k = 3072 / small.width
@@ -404,3 +407,91 @@ def test_heads_of_a_photo_scaled_down_first_are_in_the_photos_own_pixels(server,
                                atol=0.03 * width * k)
     assert abs(big["ball_radius"] / (head["ball_radius"] * k) - 1) < 0.05
     assert abs(big["yaw"] - head["yaw"]) < 3 and abs(big["roll"] - head["roll"]) < 3
+
+
+# -- the construction step by step, as SVG, framed, and over MCP ------------------------
+def test_on_paper_the_drawing_is_framed_on_the_heads_unless_the_whole_photo_is_kept(server, tmp_path):
+    from loomis.sample_data import grace_hopper
+    _, client = server
+    wide = Image.new("RGB", (1600, 900), (200, 200, 200))
+    wide.paste(Image.open(grace_hopper()).convert("RGB"), (1000, 250))
+    wide.save(tmp_path / "wide.png")
+    framed = call(client, tmp_path / "wide.png", api_name="/photo_to_drawing")
+    whole = call(client, tmp_path / "wide.png", api_name="/photo_to_drawing", whole_photo=True)
+    assert whole.size == (1600, 900)
+    assert framed.size[0] < 400 and framed.size[1] < 450        # the head, not the page
+    ink = lambda im: int((np.asarray(im.convert("L")) < 128).sum())  # noqa: E731
+    assert ink(framed) == pytest.approx(ink(whole), rel=0.03)
+
+
+def test_steps_and_svg_endpoints(server):
+    import xml.etree.ElementTree as ET
+    from gradio_client import handle_file
+    _, client = server
+    gallery, gif = client.predict(handle_file(str(PHOTO)), api_name="/steps")
+    captions = [item["caption"] for item in gallery]
+    assert captions[0] == "1. The ball" and captions[-1].endswith("The features")
+    assert len(captions) == 8
+    animated = Image.open(gif)
+    assert animated.format == "GIF" and animated.n_frames == 8
+    svg = Path(client.predict(handle_file(str(PHOTO)), api_name="/svg"))
+    assert svg.suffix == ".svg"
+    root = ET.fromstring(svg.read_text())
+    layers = [g.get("id") for g in root.iter("{http://www.w3.org/2000/svg}g")]
+    assert layers == ["surface", "visible", "hidden", "features"]
+
+
+def test_the_page_shows_options_only_where_they_apply(server):
+    demo, _ = server
+    props = {c["props"].get("elem_id"): c["props"] for c in demo.config["components"]}
+    assert props["fit"]["visible"] is False             # the geometric engine is the default
+    assert props["whole-photo"]["visible"] is True       # paper is the default background
+    assert props["own-proportions"]["value"] is True
+
+
+def test_the_endpoints_are_mcp_tools_a_model_can_call(bundled):
+    """``python app.py`` serves the named endpoints over MCP: listed with descriptions, and
+    called with a photo as a data URL."""
+    import asyncio
+    import base64
+
+    import app
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamablehttp_client
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = app.build_app(warm=False)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port,
+                quiet=True, mcp_server=True)
+    photo = "data:image/png;base64," + base64.b64encode(PHOTO.read_bytes()).decode()
+
+    async def session():
+        async with streamablehttp_client(f"http://127.0.0.1:{port}/gradio_api/mcp/") as (r, w, _):
+            async with ClientSession(r, w) as mcp:
+                await mcp.initialize()
+                tools = {t.name: t for t in (await mcp.list_tools()).tools}
+                heads = await mcp.call_tool("heads", {"image": photo})
+                return tools, heads
+
+    try:
+        tools, heads = asyncio.run(session())
+    finally:
+        demo.close()
+    assert {"photo_to_drawing", "heads", "steps", "svg", "sketch_to_photo"} <= set(tools)
+    assert "Loomis head construction" in tools["photo_to_drawing"].description
+    assert "portrait photo" in tools["heads"].inputSchema["properties"]["image"]["description"]
+    assert not heads.isError
+    text = heads.content[0].text
+    assert "'yaw'" in text and "'proportions'" in text
+
+
+@pytest.mark.slow
+def test_a_freshly_started_app_answers_its_first_photo_within_3_s():
+    """``python app.py`` as a Space starts it: once the page answers, the first real photo
+    is drawn within 3 s (the face model loads in the background at start)."""
+    from benchmarks.run import first_answer, served_app
+    from loomis.sample_data import grace_hopper
+    photo = grace_hopper() or PHOTO
+    with served_app() as (client, started):
+        assert first_answer(client, photo) <= 3.0

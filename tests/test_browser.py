@@ -61,7 +61,8 @@ def page(url):
         # Playwright starts Chromium with a fresh, empty temporary profile (its own
         # --user-data-dir); passing one in args is refused by it
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page = browser.new_context(accept_downloads=True,
+                                   viewport={"width": 1280, "height": 1000}).new_page()
         page.set_default_timeout(20_000)
         page.goto(url)
         yield page
@@ -80,7 +81,8 @@ def test_upload_a_photo_and_get_a_drawing(page, tmp_path):
     page.locator("#photo-in input[type=file]").set_input_files(str(ROOT / "examples" / "photo_2.png"))
     page.locator("#photo-in img").first.wait_for(state="visible")
     page.click("#draw-btn")
-    assert _output_size(page, "drawing-out") == (256, 256)
+    w, h = _output_size(page, "drawing-out")
+    assert 0 < w <= 256 and 0 < h <= 256             # on paper: cropped to the head
     # the screenshot shows the project's own render: no third-party picture is committed
     shot = Path(os.environ.get("LOOMIS_SCREENSHOT") or tmp_path / "app.png")
     page.screenshot(path=str(shot), full_page=True)
@@ -89,15 +91,65 @@ def test_upload_a_photo_and_get_a_drawing(page, tmp_path):
 
 
 
-def test_pick_the_real_photo_example_and_get_its_drawing(page):
-    examples = page.locator(".block", has_text="A real photo (Grace Hopper").last
+def test_pick_the_real_photo_example_and_get_its_drawing_steps_and_svg(page, tmp_path):
+    """The first example is Grace Hopper's real photo: picking it shows her construction,
+    the eight steps, and the SVG and GIF downloads; the SVG rasterised by the browser lies
+    on the PNG's lines."""
+    examples = page.locator(".block", has_text="Examples: real photos").last
     examples.locator("button").first.click()
     page.wait_for_function("() => { const i = document.querySelector('#photo-in img');"
                            " return i && i.complete && i.naturalWidth === 512; }")
+    w, h = _output_size(page, "drawing-out")
+    assert 150 < w < 512 and 200 < h < 600               # framed on her head
+    page.wait_for_function("() => document.querySelectorAll('#steps-out img').length === 8")
+    captions = page.locator("#steps-out").inner_text()
+    assert "1. The ball" in captions and "8. The features" in captions
+    assert "canon" in page.locator("#notes").inner_text()
+    with page.expect_download() as svg_download:
+        page.locator("#svg-out a").first.click()
+    svg = tmp_path / "construction.svg"
+    svg_download.value.save_as(svg)
+    png = tmp_path / "drawing.png"
+    src = page.locator("#drawing-out img").first.get_attribute("src")
+    png.write_bytes(page.request.get(src).body())
+    assert _svg_on_png_lines(page, svg.read_text(), Image.open(png)) >= 0.98
+
+
+def _svg_on_png_lines(page, svg: str, png: Image.Image) -> float:
+    """The share of ink (in both directions) of the browser's rendering of ``svg`` that
+    lies within 1 px of the ink of ``png``, its raster twin."""
+    import cv2
+    import numpy as np
+    w, h = png.size
+    tab = page.context.new_page()
+    try:
+        tab.set_viewport_size({"width": w, "height": h})
+        tab.set_content(f"<html><body style='margin:0'>{svg}</body></html>")
+        shot = tab.screenshot(clip={"x": 0, "y": 0, "width": w, "height": h})
+    finally:
+        tab.close()
+    import io
+    drawn = np.asarray(Image.open(io.BytesIO(shot)).convert("L")) < 200
+    ink = np.asarray(png.convert("L")) < 200
+    near = lambda mask: cv2.distanceTransform((~mask).astype(np.uint8), cv2.DIST_L2, 3)  # noqa: E731
+    return min(float((near(ink)[drawn] <= 1.0).mean()), float((near(drawn)[ink] <= 1.0).mean()))
+
+
+def test_after_an_error_the_output_keeps_its_label(page):
+    page.reload()                               # a fresh page: no photo yet
     page.click("#draw-btn")
-    page.wait_for_function("() => { const i = document.querySelector('#drawing-out img');"
-                           " return i && i.complete && i.naturalWidth === 512; }")
-    assert _output_size(page, "drawing-out") == (512, 600)
+    page.locator(".toast-body").first.wait_for(state="visible")
+    assert "No photo yet" in page.locator(".toast-body").first.inner_text()
+    assert "Loomis drawing" in page.locator("#drawing-out").inner_text()
+
+
+def test_the_fit_option_shows_only_for_the_learned_engines(page):
+    page.get_by_role("tab", name="Photo → Loomis").click()
+    assert not page.locator("#fit").is_visible()
+    page.get_by_label("pix2pix").first.check()
+    page.locator("#fit").wait_for(state="visible")
+    page.get_by_label("Geometric engine").first.check()
+    page.locator("#fit").wait_for(state="hidden")
 
 
 def test_draw_on_the_canvas_and_get_a_photo(page):
@@ -106,6 +158,7 @@ def test_draw_on_the_canvas_and_get_a_photo(page):
     canvas.wait_for(state="visible")
     page.locator("#canvas button[aria-label='Brush']").wait_for(state="visible")
     page.wait_for_timeout(1000)                 # the editor sets its canvas up after showing it
+    assert "100%" in page.locator("#canvas").inner_text()     # the canvas opens unscaled
     box = canvas.bounding_box()
     cx, cy, r = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, min(box["width"], box["height"]) / 4
     # strokes start inside the paper (the editor's area around it does not take strokes)

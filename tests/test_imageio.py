@@ -76,7 +76,7 @@ def test_truncated_file_and_missing_path(tmp_path):
         load_image(p)
     with pytest.raises(ImageError, match="is not a file"):
         load_image(tmp_path / "nope.png")
-    with pytest.raises(ImageError, match="at least 32x32"):
+    with pytest.raises(ImageError, match="too small: at least 32×32"):
         load_image(_rgb(), min_size=32)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from loomis import landmarker
-from loomis.face_reference import CHIN, _brow_indices, _chin_point, _profile_point
+from loomis.face_reference import CHIN, brow_indices, _chin_point, _profile_point
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def test_the_canonical_face_leans_as_the_pose_module_says(official):
     mesh = landmarker.canonical_mesh(official)
     assert mesh.shape == (468, 3)
     midline = np.flatnonzero(np.abs(mesh[:, 0]) < 1e-6)
-    brow = _profile_point(mesh, midline, float(mesh[_brow_indices(), 1].mean()))
+    brow = _profile_point(mesh, midline, float(mesh[brow_indices(), 1].mean()))
     chin = _chin_point(mesh, midline, float(mesh[CHIN, 1]))
     up = brow - chin
     assert math.degrees(math.atan2(up[2], up[1])) == pytest.approx(CANONICAL_TILT_DEG, abs=0.02)

@@ -273,7 +273,11 @@ def test_heads_as_json(grace_hopper, estimator):
     drawing = photo_to_drawing(grace_hopper, estimator=estimator)
     (head,) = drawing.heads
     data = json.loads(json.dumps(head.to_json()))
-    assert set(data) == {"box", "yaw", "pitch", "roll", "ball_center", "ball_radius"}
+    assert set(data) == {"box", "yaw", "pitch", "roll", "ball_center", "ball_radius",
+                         "proportions"}
+    assert set(data["proportions"]) == {"middle_third", "lower_third", "width", "measured",
+                                        "notes"}
+    assert data["proportions"]["measured"] and data["proportions"]["notes"]
     assert len(data["box"]) == 4 and len(data["ball_center"]) == 2
     values = [*data["box"], *data["ball_center"], data["yaw"], data["pitch"], data["roll"],
               data["ball_radius"]]

@@ -26,11 +26,13 @@ from PIL import Image
 
 from loomis.files import atomic_write, cache_root
 from loomis.generator_config import (RESNET_ARCHS, CheckpointError, GeneratorConfig,
-                                     read_safetensors, unet_depth)
+                                     _first_line, check_model_folder, read_safetensors,
+                                     unet_depth)
 from loomis.imageio import ImageLike, load_image
 
-__all__ = ["GraphTranslator", "generator_graph", "read_weights", "translate", "pad_to_square",
-           "mirror_setting", "mirror_union", "cache_dir", "prune_cache", "GRAPH_VERSION"]
+__all__ = ["GraphTranslator", "generator_graph", "read_weights", "check_finite", "translate",
+           "pad_to_square", "mirror_setting", "mirror_union", "cache_dir", "prune_cache",
+           "GRAPH_VERSION"]
 
 WEIGHTS_NAME = "model.safetensors"
 #: Bumped when the graph built for the same weights changes, so caches rebuild.
@@ -78,6 +80,29 @@ def read_weights(path: str | os.PathLike) -> dict[str, np.ndarray]:
     tensors = read_safetensors(path, load_file)
     return {k: v.astype(np.float32) for k, v in tensors.items()
             if not k.endswith("num_batches_tracked")}
+
+
+def check_finite(path: str | os.PathLike) -> None:
+    """Refuse weights holding NaN or infinite values (a training run that diverged, or a
+    damaged file): such a generator draws noise or a flat colour without any error. Reads
+    one tensor at a time."""
+    from safetensors import SafetensorError, safe_open
+
+    bad = []
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            for key in f.keys():
+                a = f.get_tensor(key)
+                if a.dtype.kind == "f" and not np.isfinite(a).all():
+                    bad.append(key)
+    except (SafetensorError, OSError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"{path} is not a readable safetensors file (damaged, or saved "
+                              f"in a format Loomis does not read: {_first_line(exc)})") from None
+    if bad:
+        which = ", ".join(bad[:3]) + (" …" if len(bad) > 3 else "")
+        raise CheckpointError(f"the weights in {Path(path).parent} hold NaN or infinite values "
+                              f"({len(bad)} tensor{'s' if len(bad) > 1 else ''}: {which}): the "
+                              "training diverged or the file is damaged; use another checkpoint")
 
 
 # --------------------------------------------------------------------------- the graph
@@ -292,18 +317,16 @@ class GraphTranslator:
 
     @classmethod
     def from_folder(cls, folder: str | os.PathLike, mirror: bool | None = None) -> "GraphTranslator":
-        """Load ``folder``'s config.json and model.safetensors (a built graph is cached)."""
+        """Load ``folder``'s config.json and model.safetensors (a built graph is cached).
+
+        The folder is checked first (:func:`~loomis.generator_config.check_model_folder`:
+        sizes within bounds, weights of the config's shapes, memory within bounds; then the
+        weights finite), so a bad folder is a :class:`CheckpointError` before any graph is
+        built or memory allocated for it."""
         folder = Path(folder)
-        try:
-            config = GeneratorConfig(**json.loads((folder / "config.json").read_text()))
-        except FileNotFoundError:
-            raise CheckpointError(f"{folder} has no config.json") from None
-        except (json.JSONDecodeError, TypeError) as exc:
-            raise CheckpointError(f"{folder}/config.json is not a generator config: {exc}") from None
+        config = check_model_folder(folder)
         weights_path = folder / WEIGHTS_NAME
-        if not weights_path.is_file():
-            raise CheckpointError(f"{folder} has no {WEIGHTS_NAME}; Loomis loads safetensors "
-                                  "weights only (pickled .bin/.pt/.pth files are never opened)")
+        check_finite(weights_path)
         digest = hashlib.sha256(json.dumps(config.__dict__, sort_keys=True).encode())
         digest.update(f"graph {GRAPH_VERSION}".encode())
         with open(weights_path, "rb") as f:
