@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import logging
 import os
 import tempfile
 import threading
@@ -49,10 +50,23 @@ HIDDEN = ["dashed", "faint", "omit"]
 KEEP_DRAWINGS = 16
 #: Files the app writes (steps, SVG) and uploads are deleted after this many seconds.
 FILE_LIFETIME = 3600
+#: Every endpoint that draws or translates shares these workers: the worst request
+#: (a 2048-px photo through a generator) times this many fits a 16 GB Space with room.
+WORKERS = 2
+WORK = {"concurrency_limit": WORKERS, "concurrency_id": "work"}
+#: Requests waiting beyond this many are told the app is busy, rather than piling up.
+MAX_QUEUE = 64
+#: The largest upload accepted.
+MAX_UPLOAD = "20mb"
+
+
+LOG = logging.getLogger("loomis.app")
 
 
 def user_error(message: str) -> gr.Error:
-    """An error the user can act on: shown for a while, logged as one line."""
+    """An error the user can act on: shown for a while, logged as one line (a fault of
+    the app's own is logged with its traceback, by Gradio)."""
+    LOG.warning("refused: %s", message)
     return gr.Error(message, duration=12, print_exception=False)
 
 
@@ -190,18 +204,28 @@ class LoomisApp:
                     self._drawings.popitem(last=False)
         return made
 
-    def _file(self, name: str, data: bytes | str) -> str:
-        """``data`` written to a fresh folder as ``name`` (the name a download gets)."""
+    def _file(self, name: str, data: bytes | str | Image.Image) -> str:
+        """``data`` (bytes, text, or a picture as PNG) written to a fresh folder as
+        ``name``, the name a download gets. Pictures leave as files rather than images:
+        Gradio copies a file into its cache under a new name and renames it into place,
+        while it rewrites an image's cache file in place, and two visitors sent the
+        same picture at once could be served the half-written file."""
         folder = Path(tempfile.mkdtemp(dir=self._files))
         path = folder / name
-        path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+        if isinstance(data, Image.Image):
+            data.save(path, format="PNG")
+        else:
+            path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
         return str(path)
+
+    def _steps(self, steps) -> list[tuple[str, str]]:
+        return [(self._file(f"step-{s.number}.png", s.image), s.caption) for s in steps]
 
     # -- endpoints --------------------------------------------------------------------
     def photo_to_drawing(self, image, engine: str = DEFAULT_PHOTO_ENGINE, background: str = "paper",
                          line_weight: float = 0, hidden: str = "dashed", features: bool = False,
                          fit: bool = True, own_proportions: bool = True,
-                         whole_photo: bool = False) -> Image.Image:
+                         whole_photo: bool = False) -> str:
         """Draw the Andrew Loomis head construction (ball, side plane, centre, brow, nose and
         chin lines, jaw, ear) of every face in a portrait photo, each in its own pose.
 
@@ -223,8 +247,9 @@ class LoomisApp:
         Returns:
             The construction drawing as a PNG image.
         """
-        return self._drawing(image, engine, background, line_weight, hidden, features, fit,
-                             own_proportions, whole_photo)[0].image
+        drawing = self._drawing(image, engine, background, line_weight, hidden, features, fit,
+                                own_proportions, whole_photo)[0]
+        return self._file("loomis-drawing.png", drawing.image)
 
     def heads(self, image, engine: str = DEFAULT_PHOTO_ENGINE) -> dict:
         """Read the head constructions of a portrait photo as numbers: where each head is,
@@ -263,8 +288,7 @@ class LoomisApp:
             steps = construction_steps(drawing)
         except ValueError as exc:
             raise user_error(str(exc)) from None
-        return ([(s.image, s.caption) for s in steps],
-                self._file("loomis-steps.gif", steps_gif(steps)))
+        return self._steps(steps), self._file("loomis-steps.gif", steps_gif(steps))
 
     def svg(self, image, engine: str = DEFAULT_PHOTO_ENGINE, background: str = "paper",
             features: bool = False, own_proportions: bool = True, whole_photo: bool = False,
@@ -305,14 +329,15 @@ class LoomisApp:
         drawing, _ = self._drawing(image, engine, background, line_weight, hidden, features,
                                    fit, own_proportions, whole_photo)
         notes = proportion_notes(drawing.heads, own_proportions)
+        picture = self._file("loomis-drawing.png", drawing.image)
         if not drawing.strokes:        # a learned model's raw lines: no construction
-            return drawing.image, notes, [], None, None
+            return picture, notes, [], None, None
         steps = construction_steps(drawing)
-        return (drawing.image, notes, [(s.image, s.caption) for s in steps],
+        return (picture, notes, self._steps(steps),
                 self._file("loomis-steps.gif", steps_gif(steps)),
                 self._file("loomis-construction.svg", drawing_svg(drawing)))
 
-    def sketch_to_photo(self, drawing, model: str = DEFAULT_SKETCH_ENGINE) -> Image.Image:
+    def sketch_to_photo(self, drawing, model: str = DEFAULT_SKETCH_ENGINE) -> str:
         """Turn a drawing of a head (a Loomis construction, a sketch, or a scan or phone
         photo of one; dark lines on light paper) into a photo of a head.
 
@@ -337,11 +362,12 @@ class LoomisApp:
         import loomis
         from loomis.registry import ModelUnavailable
         try:
-            return loomis.sketch_to_photo(img, SKETCH_ENGINES[model], models=self.registry)
+            made = loomis.sketch_to_photo(img, SKETCH_ENGINES[model], models=self.registry)
         except ImageError as exc:   # nothing drawn (a blank canvas or upload)
             raise user_error(f"Nothing to turn into a photo: {exc}.") from None
         except ModelUnavailable as exc:
             raise user_error(str(exc)) from None
+        return self._file("loomis-photo.png", made)
 
     def live(self, frame, background: str = "photo", features: bool = False, tracker=None):
         """One webcam frame with the construction on it (never raises: a stream goes on).
@@ -453,12 +479,12 @@ def build_app(warm: bool = True) -> gr.Blocks:
             background.change(lambda b: gr.update(visible=b == "paper"), background, whole,
                               api_visibility="private", queue=False)
             draw_btn.click(app.page, page_inputs, page_outputs, api_visibility="private",
-                           concurrency_limit=2)
+                           **WORK)
             with gr.Accordion("The heads as numbers (pose, place, size, proportions)", open=False):
                 heads_btn = gr.Button("Read the heads", elem_id="heads-btn")
                 heads_out = gr.JSON(label="Heads", elem_id="heads-out")
             heads_btn.click(app.heads, [photo, engine], heads_out, api_name="heads",
-                            concurrency_limit=2)
+                            **WORK)
             with gr.Accordion("Live webcam (geometric engine)", open=False):
                 with gr.Row():
                     cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam")
@@ -475,15 +501,15 @@ def build_app(warm: bool = True) -> gr.Blocks:
                 app.photo_to_drawing, [api_photo, engine, background, weight, hidden, features,
                                        fit, own, whole],
                 gr.Image(type="pil", format="png", visible=False), api_name="photo_to_drawing",
-                concurrency_limit=2)
+                **WORK)
             gr.Button(visible=False).click(
                 app.steps, [api_photo, engine, background, features, own],
                 [gr.Gallery(visible=False, format="png"), gr.File(visible=False)],
-                api_name="steps", concurrency_limit=2)
+                api_name="steps", **WORK)
             gr.Button(visible=False).click(
                 app.svg, [api_photo, engine, background, features, own, whole,
                           gr.Checkbox(True, visible=False)],
-                gr.File(visible=False), api_name="svg", concurrency_limit=2)
+                gr.File(visible=False), api_name="svg", **WORK)
         with gr.Tab("Sketch → Photo"):
             with gr.Row():
                 with gr.Column():
@@ -505,15 +531,16 @@ def build_app(warm: bool = True) -> gr.Blocks:
                         fn=app.sketch_to_photo, cache_examples=True, cache_mode="lazy",
                         label="Sketches")
             canvas_btn.click(app.sketch_to_photo, [pad, model], photo_out, api_name="canvas_to_photo",
-                             api_visibility="undocumented", concurrency_limit=2)
+                             api_visibility="undocumented", **WORK)
             upload_btn.click(app.sketch_to_photo, [upload, model], photo_out, api_name="sketch_to_photo",
-                             concurrency_limit=2)
+                             **WORK)
         with gr.Tab("Models") as models_tab:
             report = gr.Markdown("Open this tab to see which model each engine uses.")
             refresh = gr.Button("Refresh")
             models_tab.select(app.models_report, None, report, api_name="models",
                               api_visibility="private")
             refresh.click(app.models_report, None, report, api_visibility="private")
+    demo.queue(max_size=MAX_QUEUE, default_concurrency_limit=WORKERS)
     demo.loomis = app   # the shared state, for tests and scripts
     return demo
 
@@ -527,6 +554,6 @@ if __name__ == "__main__":
         demo = build_app()      # a mistyped LOOMIS_*_MODEL setting stops here
     except (LandmarkerModelError, ModelSettingError) as exc:
         raise SystemExit(f"error: {exc}") from None
-    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME"),
+    demo.launch(max_file_size=MAX_UPLOAD, server_name=os.environ.get("GRADIO_SERVER_NAME"),
                        server_port=int(os.environ["GRADIO_SERVER_PORT"]) if os.environ.get("GRADIO_SERVER_PORT") else None,
                        mcp_server=True)

@@ -4,16 +4,18 @@
     python -m benchmarks.contact_sheet --pose-convention docs/pose_convention.png
     python -m benchmarks.contact_sheet --scan docs/scan_constructions.jpg
     python -m benchmarks.contact_sheet --turns docs/turned_constructions.jpg
+    python -m benchmarks.contact_sheet --steps docs/steps.png
 
 Made for the README and for looking: are the heads recognisable, do the lines sit on them?
 ``--pose-convention`` instead draws the yaw/pitch/roll sign convention with the
 construction itself (rows: yaw, pitch, roll; columns: negative, zero, positive).
 ``--scan`` draws what the geometric engine makes of a real person's 3D scan at known
 poses (benchmarks/pose_accuracy.py's ``--scan`` set): each tile is the engine's drawing
-(:func:`loomis.engine.photo_to_loomis`) cropped to the face, with the true and the
+(:func:`loomis.pipeline.photo_to_drawing`) cropped to the face, with the true and the
 estimated yaw / pitch / roll. ``--turns`` draws the engine on matplotlib's Grace Hopper
 portrait turned in its plane by 0-330°: the roll read should be the upright photo's plus
-the turn, upside down too.
+the turn, upside down too. ``--steps`` draws Grace Hopper's construction step by step
+(:mod:`loomis.steps`), her photo first.
 """
 from __future__ import annotations
 
@@ -84,7 +86,7 @@ def pose_convention(size: int = 220) -> Image.Image:
 def _engine_sheet(photos, captions, size: int, cols: int, est) -> Image.Image:
     """Tiles of the engine's drawing of each photo, cropped to the head, under two caption
     lines: ``captions(i, face)`` gives the black line and the red one."""
-    from loomis.engine import photo_to_loomis
+    from loomis.pipeline import photo_to_drawing
 
     label_h, gap = 30, 6
     photos = list(photos)
@@ -94,7 +96,8 @@ def _engine_sheet(photos, captions, size: int, cols: int, est) -> Image.Image:
     draw = ImageDraw.Draw(out)
     for i, photo in enumerate(photos):
         face = est.estimate(photo)[0]
-        drawing = photo_to_loomis(photo, background="photo", estimator=est)
+        drawing = photo_to_drawing(photo, background="photo", estimator=est,
+                                   own_proportions=False).image
         # the construction spans 1.4 u above the ball centre to the chin 2.1 u below the
         # brow: a square of 4.2 u around its middle (0.45 u below the centre, turned with
         # the head's roll), kept inside the picture
@@ -156,6 +159,31 @@ def turns_sheet(turns=range(0, 360, 30), size: int = 200, cols: int = 6) -> Imag
             f"read {face.roll:+.0f}"), size, cols, est)
 
 
+def steps_sheet(size: int = 200, cols: int = 9) -> Image.Image:
+    """Grace Hopper's photo, then her construction step by step, each captioned."""
+    import loomis
+    from loomis import sample_data
+
+    if (path := sample_data.grace_hopper()) is None:
+        raise SystemExit("matplotlib's Grace Hopper portrait is not installed")
+    with Image.open(path) as im:
+        photo = im.convert("RGB")
+    drawing = loomis.photo_to_drawing(photo, features=True, framing="heads")
+    x0, y0, x1, y1 = drawing.crop
+    tiles = [(photo.crop((x0, y0, x1, y1)), "the photo")]
+    tiles += [(step.image, step.caption) for step in loomis.construction_steps(drawing)]
+    w = size
+    h = round(size * (y1 - y0) / (x1 - x0))
+    rows = -(-len(tiles) // cols)
+    out = Image.new("RGB", (cols * w, rows * (h + 22)), "white")
+    pen = ImageDraw.Draw(out)
+    for i, (img, caption) in enumerate(tiles):
+        x, y = (i % cols) * w, (i // cols) * (h + 22)
+        out.paste(img.resize((w, h), Image.LANCZOS), (x, y))
+        pen.text((x + 6, y + h + 4), caption, fill=(40, 40, 48))
+    return out
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="docs/contact_sheet.png")
@@ -167,6 +195,8 @@ def main(argv=None) -> None:
     ap.add_argument("--scan", metavar="OUT", help="draw the engine on the scanned face instead")
     ap.add_argument("--turns", metavar="OUT",
                     help="draw the engine on a real portrait turned in 30° steps instead")
+    ap.add_argument("--steps", metavar="OUT",
+                    help="draw a real portrait's construction step by step instead")
     args = ap.parse_args(argv)
     if args.pose_convention:
         args.out = args.pose_convention
@@ -177,6 +207,9 @@ def main(argv=None) -> None:
     elif args.turns:
         args.out = args.turns
         img = turns_sheet()
+    elif args.steps:
+        args.out = args.steps
+        img = steps_sheet()
     else:
         img = sheet(args.n, args.size, args.seed, args.cols)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

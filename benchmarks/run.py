@@ -422,7 +422,8 @@ def step_flops(step: Callable[[], object]) -> int:
 def bench_engine(quick: bool) -> list[dict]:
     from skimage import data as skdata
     from PIL import Image
-    from loomis.engine import live_frame, photo_to_loomis
+    from loomis.engine import live_frame
+    from loomis.pipeline import photo_to_drawing
     from loomis.pose import PoseEstimator
 
     photo = np.asarray(Image.fromarray(skdata.astronaut()).resize((640, 480)))
@@ -430,7 +431,8 @@ def bench_engine(quick: bool) -> list[dict]:
     with PoseEstimator(static_image_mode=False) as stream:
         t_live = median_time(lambda: live_frame(photo, stream), repeats, warmup=2)
     with PoseEstimator() as still:
-        t_photo = median_time(lambda: photo_to_loomis(photo, estimator=still), repeats, warmup=2)
+        t_photo = median_time(lambda: photo_to_drawing(photo, estimator=still, background="faded",
+                                                          own_proportions=False), repeats, warmup=2)
     # the construction fit the app runs on a generator's drawing (a target drawing here)
     from loomis.construction_fit import fit_construction
     from loomis.train.synthetic import render_drawing, scene
@@ -472,9 +474,10 @@ def bench_render(quick: bool) -> list[dict]:
 
 
 @contextlib.contextmanager
-def served_app(timeout: float = 180.0):
+def served_app(timeout: float = 180.0, log: Path | None = None):
     """``python app.py`` in a process of its own, as a Space runs it: yields a
-    gradio_client ``Client`` as soon as the page answers, and the seconds that took."""
+    gradio_client ``Client`` as soon as the page answers, the seconds that took, and the
+    server's process. ``log`` keeps what the server prints."""
     import socket
     import subprocess
 
@@ -486,8 +489,9 @@ def served_app(timeout: float = 180.0):
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "GRADIO_SERVER_NAME": "127.0.0.1",
            "GRADIO_SERVER_PORT": str(port)}
     start = time.monotonic()
+    out = open(log, "w") if log is not None else subprocess.DEVNULL
     server = subprocess.Popen([sys.executable, str(ROOT / "app.py")], env=env, cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=out, stderr=subprocess.STDOUT)
     try:
         while True:
             try:
@@ -497,10 +501,12 @@ def served_app(timeout: float = 180.0):
                 if server.poll() is not None or time.monotonic() - start > timeout:
                     raise RuntimeError("python app.py did not start serving") from None
                 time.sleep(0.25)
-        yield client, time.monotonic() - start
+        yield client, time.monotonic() - start, server
     finally:
         server.terminate()
         server.wait(timeout=30)
+        if log is not None:
+            out.close()
 
 
 def first_answer(client, photo: Path) -> float:
@@ -522,7 +528,7 @@ def bench_app(quick: bool) -> list[dict]:
     examples = ROOT / "examples"
     photo = next(iter(sorted(examples.glob("photo*.png"))), None)
     sketch = next(iter(sorted(examples.glob("sketch*.png"))), None)
-    with served_app() as (client, started):
+    with served_app() as (client, started, _):
         rows = [{"what": "app start-up until the page answers", "ms": started * 1e3}]
         first = grace_hopper() or photo
         rows.append({"what": "app's first drawing after start-up (a real photo)",

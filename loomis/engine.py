@@ -14,9 +14,9 @@ with), and :func:`loomis.draw.draw_strokes` inks it over a background:
 ``features=True`` also sketches the face's own eyes, brows, nose, mouth and jaw contour
 from the landmarks, the step after the construction in a Loomis drawing.
 
-:func:`photo_to_loomis` is for photos (raises :class:`NoFaceError` when there is no
-face); :func:`live_frame` is for a webcam stream (numpy in, numpy out, never raises for
-a frame without a face: it comes back unchanged).
+Photos take :func:`loomis.pipeline.photo_to_drawing`, which calls these pieces;
+:func:`live_frame` is for a webcam stream (numpy in, numpy out, never raises for a frame
+without a face: it comes back unchanged).
 """
 from __future__ import annotations
 
@@ -32,12 +32,11 @@ from PIL import Image
 from loomis.draw import DrawStyle, draw_strokes
 from loomis.face_reference import landmark_paths, load_reference
 from loomis.head import LoomisProportions, Stroke, construction_lines
-from loomis.imageio import ImageLike, load_image
-from loomis.pose import FacePose, NoFaceError, PoseConfig, PoseEstimator
+from loomis.pose import FacePose, NoFaceError, PoseEstimator
 from loomis.smoothing import PoseTracker
 
-__all__ = ["photo_to_loomis", "live_frame", "draw_faces", "construction_strokes", "ink",
-           "feature_strokes", "feature_style", "line_width", "background_image",
+__all__ = ["live_frame", "draw_faces", "construction_strokes", "ink",
+           "feature_strokes", "feature_style", "line_width",
            "make_background", "pencil_sketch", "NoFaceError", "Background", "INK", "GRAPHITE"]
 
 Background = Literal["faded", "pencil", "paper", "photo"]
@@ -53,40 +52,8 @@ def _default_style(bg: str) -> DrawStyle:
     return GRAPHITE if bg == "paper" else INK
 
 
-def photo_to_loomis(image: ImageLike, *, background: Background = "faded",
-                    style: DrawStyle | None = None, hidden: str | None = None,
-                    features: bool = False, feature_style: DrawStyle | None = None,
-                    proportions: LoomisProportions = LoomisProportions(),
-                    estimator: PoseEstimator | None = None, fade: float = 0.6) -> Image.Image:
-    """Draw the Loomis construction on every face of a photo, in its estimated pose.
-
-    ``style`` defaults to red ink over photos and graphite on paper; ``hidden``
-    ("dashed", "faint" or "omit") overrides how far-side lines are drawn. ``fade`` is how
-    far the "faded" background goes towards white. Pass a long-lived ``estimator``
-    (photo mode) when converting many images; one is built per call otherwise.
-
-    Raises :class:`loomis.imageio.ImageError` for unreadable input and
-    :class:`NoFaceError` when no usable face is found.
-    """
-    if background not in BACKGROUNDS:
-        raise ValueError(f"background must be one of {BACKGROUNDS}, got {background!r}")
-    if not 0.0 <= fade <= 1.0:
-        raise ValueError(f"fade must lie in [0, 1], got {fade}")
-    photo = load_image(image)
-    own = estimator is None
-    est = PoseEstimator(PoseConfig(ball_radius=proportions.radius)) if own else estimator
-    try:
-        faces = est.analyse(photo).require()
-    finally:
-        if own:
-            est.close()
-    base = make_background(np.asarray(photo), background, fade)
-    style = style or _default_style(background)
-    if hidden is not None:
-        style = dataclasses.replace(style, hidden=hidden)
-    out = draw_faces(base, faces, style=style, features=features,
-                     feature_style=feature_style, proportions=proportions)
-    return Image.fromarray(out)
+#: Webcam frames larger than this (pixels, longer side) are scaled down first.
+MAX_FRAME_SIDE = 1280
 
 
 def live_frame(frame: np.ndarray | None, estimator: PoseEstimator, *,
@@ -100,7 +67,8 @@ def live_frame(frame: np.ndarray | None, estimator: PoseEstimator, *,
     the face between frames. ``tracker``, one per stream, steadies the construction
     (One-Euro filters; None draws the raw reading); ``timestamp_ms`` is the frame's time
     (default: now). A frame with no face, or one that is not an RGB uint8 array, is
-    returned unchanged: a stream must not stop because someone looked away.
+    returned unchanged: a stream must not stop because someone looked away. A frame
+    larger than :data:`MAX_FRAME_SIDE` comes back scaled down to it.
     """
     if frame is None:
         return None
@@ -108,6 +76,11 @@ def live_frame(frame: np.ndarray | None, estimator: PoseEstimator, *,
     if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.size == 0:
         return frame
     rgb = np.ascontiguousarray(arr[..., :3])
+    if max(rgb.shape[:2]) > MAX_FRAME_SIDE:       # a huge frame: drawn at a webcam's size
+        k = MAX_FRAME_SIDE / max(rgb.shape[:2])
+        rgb = cv2.resize(rgb, (max(1, round(rgb.shape[1] * k)), max(1, round(rgb.shape[0] * k))),
+                         interpolation=cv2.INTER_AREA)
+        frame = rgb
     stamp = time.monotonic() * 1000.0 if timestamp_ms is None else float(timestamp_ms)
     faces = estimator.analyse_array(rgb, stamp).faces
     if tracker is not None:
@@ -206,11 +179,6 @@ def make_background(rgb: np.ndarray, kind: str, fade: float = 0.6) -> np.ndarray
     if kind == "paper":
         return np.full_like(rgb, 255)
     raise ValueError(f"background must be one of {BACKGROUNDS}, got {kind!r}")
-
-
-def background_image(image: ImageLike, kind: Background = "pencil", fade: float = 0.6) -> Image.Image:
-    """A photo turned into one of the backgrounds (for previews)."""
-    return Image.fromarray(make_background(np.asarray(load_image(image)), kind, fade))
 
 
 def pencil_sketch(rgb: np.ndarray) -> np.ndarray:

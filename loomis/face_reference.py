@@ -131,11 +131,8 @@ class FaceReference:
 
         The outline (MediaPipe's face oval) is not a fixed point of the skin: on a turned
         face the network puts it on the silhouette, which slides over the cheek and jaw,
-        and on the far side it is hidden and guessed. On the re-rendered astronaut its
-        landmarks are off by twice the average (0.21 u vs 0.10 u at |yaw| > 30°).
-        Leaving its 19 rigid points out lowers the pitch error there by 0.3° (yaw and
-        roll by 0.1°) and is neutral on the procedural heads once their zero-pitch
-        convention is accounted for (benchmarks/pose_accuracy.py, ``--contour``)."""
+        and on the far side it is hidden and guessed, so it is left out by default
+        (``benchmarks/pose_accuracy.py --contour`` measures both)."""
         mask = self.rigid.copy()
         if not contour:
             mask[contour_indices()] = False

@@ -493,5 +493,14 @@ def test_a_freshly_started_app_answers_its_first_photo_within_3_s():
     from benchmarks.run import first_answer, served_app
     from loomis.sample_data import grace_hopper
     photo = grace_hopper() or PHOTO
-    with served_app() as (client, started):
+    with served_app() as (client, _, _):
         assert first_answer(client, photo) <= 3.0
+
+
+def test_a_users_mistake_is_logged_as_one_line(server, caplog):
+    import gradio as gr
+    demo, _ = server
+    with caplog.at_level("WARNING", logger="loomis.app"), pytest.raises(gr.Error):
+        demo.loomis.photo_to_drawing(None)
+    (record,) = [r for r in caplog.records if r.name == "loomis.app"]
+    assert record.getMessage().startswith("refused: No photo yet") and record.exc_info is None

@@ -95,10 +95,13 @@ def test_pick_the_real_photo_example_and_get_its_drawing_steps_and_svg(page, tmp
     """The first example is Grace Hopper's real photo: picking it shows her construction,
     the eight steps, and the SVG and GIF downloads; the SVG rasterised by the browser lies
     on the PNG's lines."""
+    before = page.locator("#drawing-out img").first.get_attribute("src")   # the last test's
     examples = page.locator(".block", has_text="Examples: real photos").last
     examples.locator("button").first.click()
     page.wait_for_function("() => { const i = document.querySelector('#photo-in img');"
                            " return i && i.complete && i.naturalWidth === 512; }")
+    page.wait_for_function("(before) => { const i = document.querySelector('#drawing-out img');"
+                           " return i && i.getAttribute('src') !== before; }", arg=before)
     w, h = _output_size(page, "drawing-out")
     assert 150 < w < 512 and 200 < h < 600               # framed on her head
     page.wait_for_function("() => document.querySelectorAll('#steps-out img').length === 8")

@@ -5,10 +5,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from loomis.engine import live_frame, pencil_sketch, photo_to_loomis
+from loomis.engine import live_frame, pencil_sketch
+from loomis.pipeline import photo_to_drawing
 from loomis.pose import NoFaceError, PoseEstimator
 
 pytest.importorskip("skimage.data")  # the astronaut photo (conftest) comes from it
+
+
+def engine_picture(image, **options):
+    """The geometric engine's picture (faded photo under the lines unless told)."""
+    return photo_to_drawing(image, **{"background": "faded", **options}).image
 
 
 @pytest.fixture(scope="module")
@@ -28,13 +34,13 @@ def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
 @pytest.mark.parametrize("background", ["faded", "pencil", "paper", "photo"])
 def test_every_background_gives_an_rgb_image_of_the_photo_size(estimator, astronaut,
                                                                background):
-    out = photo_to_loomis(astronaut, background=background, estimator=estimator)
+    out = engine_picture(astronaut, background=background, estimator=estimator)
     assert out.mode == "RGB" and out.size == astronaut.size
     assert not np.array_equal(np.asarray(out), np.asarray(astronaut))
 
 
 def test_construction_on_paper_sits_on_the_face(estimator, astronaut, face_box):
-    out = photo_to_loomis(astronaut, background="paper", estimator=estimator)
+    out = engine_picture(astronaut, background="paper", estimator=estimator)
     ink = _ink(out)
     assert 0.005 < ink.mean() < 0.2
     x0, y0, x1, y1 = _bbox(ink)
@@ -49,9 +55,9 @@ def test_construction_on_paper_sits_on_the_face(estimator, astronaut, face_box):
 
 
 def test_mirrored_photo_gives_mirrored_drawing(estimator, astronaut):
-    a = _ink(photo_to_loomis(astronaut, background="paper", estimator=estimator,
+    a = _ink(engine_picture(astronaut, background="paper", estimator=estimator,
                              hidden="omit"))
-    b = _ink(photo_to_loomis(astronaut.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+    b = _ink(engine_picture(astronaut.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
                              background="paper", estimator=estimator, hidden="omit"))
     b = b[:, ::-1]
     import cv2
@@ -62,10 +68,10 @@ def test_mirrored_photo_gives_mirrored_drawing(estimator, astronaut):
 
 
 def test_features_and_hidden_line_options_change_the_ink(estimator, astronaut):
-    plain = _ink(photo_to_loomis(astronaut, background="paper", estimator=estimator))
-    feats = _ink(photo_to_loomis(astronaut, background="paper", estimator=estimator,
+    plain = _ink(engine_picture(astronaut, background="paper", estimator=estimator))
+    feats = _ink(engine_picture(astronaut, background="paper", estimator=estimator,
                                  features=True))
-    omit = _ink(photo_to_loomis(astronaut, background="paper", estimator=estimator,
+    omit = _ink(engine_picture(astronaut, background="paper", estimator=estimator,
                                 hidden="omit"))
     assert feats.sum() > 1.1 * plain.sum()
     assert omit.sum() < plain.sum()
@@ -75,7 +81,7 @@ def test_off_centre_face_is_drawn_where_it_is(estimator, astronaut):
     canvas = Image.new("RGB", (1100, 900), (90, 100, 110))
     canvas.paste(astronaut, (588, 388))
     face = estimator.estimate(canvas)[0]
-    ink = _ink(photo_to_loomis(canvas, background="paper", estimator=estimator))
+    ink = _ink(engine_picture(canvas, background="paper", estimator=estimator))
     x0, y0, x1, y1 = _bbox(ink)
     fx0, fy0, fx1, fy1 = face.box
     assert fx0 < (x0 + x1) / 2 < fx1 and fy0 - 0.3 * (fy1 - fy0) < (y0 + y1) / 2 < fy1
@@ -85,25 +91,25 @@ def test_every_face_gets_a_construction(estimator, astronaut):
     canvas = Image.new("RGB", (1024, 512), (255, 255, 255))
     canvas.paste(astronaut, (0, 0))
     canvas.paste(astronaut, (512, 0))
-    ink = _ink(photo_to_loomis(canvas, background="paper", estimator=estimator))
+    ink = _ink(engine_picture(canvas, background="paper", estimator=estimator))
     assert ink[:, :512].sum() > 0.5 * ink[:, 512:].sum() > 0
 
 
 def test_no_face_raises_a_clear_error(estimator):
     with pytest.raises(NoFaceError, match="no face found"):
-        photo_to_loomis(np.full((200, 300, 3), 128, np.uint8), estimator=estimator)
+        engine_picture(np.full((200, 300, 3), 128, np.uint8), estimator=estimator)
     assert issubclass(NoFaceError, ValueError)
 
 
 def test_bad_options_are_rejected(estimator, astronaut):
     with pytest.raises(ValueError, match="background"):
-        photo_to_loomis(astronaut, background="chalk", estimator=estimator)
+        engine_picture(astronaut, background="chalk", estimator=estimator)
     with pytest.raises(ValueError, match="hidden"):
-        photo_to_loomis(astronaut, hidden="dotted", estimator=estimator)
+        engine_picture(astronaut, hidden="dotted", estimator=estimator)
 
 
 def test_grayscale_photo_in_rgb_drawing_out(estimator, astronaut):
-    out = photo_to_loomis(astronaut.convert("L"), estimator=estimator)
+    out = engine_picture(astronaut.convert("L"), estimator=estimator)
     assert out.mode == "RGB" and out.size == astronaut.size
 
 
@@ -118,6 +124,9 @@ def test_live_frame_draws_or_passes_through(astronaut):
         assert live_frame(None, video) is None
         odd = np.zeros((480, 640), np.float32)
         assert live_frame(odd, video) is odd
+        huge = np.asarray(astronaut.resize((6000, 6000)))      # scaled down, then drawn
+        out = live_frame(huge, video, timestamp_ms=10_000)
+        assert out.shape == (1280, 1280, 3)
 
 
 def test_pencil_sketch_keeps_edges_and_whitens_flat_areas():

@@ -169,7 +169,7 @@ def test_kill_and_sigterm_then_resume_equal_an_uninterrupted_run(data, tmp_path)
     _run("pix2pix", "--out", run, "--resume", "--max-steps", "14")
     assert _losses(run) == reference  # bit for bit, mid-epoch included
 
-    # no --save-every: the timed checkpoints (--save-minutes, 10 by default; here after
+    # no --save-every: the timed checkpoints (--save-minutes, 5 by default; here after
     # every step) keep a kill inside an epoch from losing it, and change nothing
     run = tmp_path / "timed"
     proc = subprocess.Popen(cmd[:-4] + ["--out", str(run), "--save-minutes", "1e-9"],

@@ -210,7 +210,7 @@ class Translator:
         n = x.shape[0]
         if self._session is not None and not sample_dropout:
             # numpy around ONNX Runtime: torch's thread pool would wait for ORT's spinning
-            # threads (the mirror's flips and minimum took 6 ms in torch, well under 1 here)
+            # threads
             a = x.detach().cpu().float().numpy()
             name = self._session.get_inputs()[0].name
 

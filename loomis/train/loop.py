@@ -195,7 +195,7 @@ def build_parser(kind: str) -> argparse.ArgumentParser:
                    help="write the Hub folders from the best validated epoch (line F1 for "
                         "drawings, SSIM for photos), not from the last step")
     p.add_argument("--save-every", type=int, default=0, help="also checkpoint every N steps")
-    p.add_argument("--save-minutes", type=float, default=10.0,
+    p.add_argument("--save-minutes", type=float, default=5.0,
                    help="also checkpoint when this many minutes have passed since the last "
                         "save, inside an epoch too (a kill loses at most that much); 0: off")
     p.add_argument("--save-dtype", choices=("float32", "float16"), default="float32")
