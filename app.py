@@ -18,8 +18,10 @@ import collections
 import dataclasses
 import logging
 import os
+import shutil
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -121,6 +123,7 @@ class LoomisApp:
         self._stream_estimator = None
         self._drawings: collections.OrderedDict = collections.OrderedDict()
         self._files = Path(tempfile.mkdtemp(prefix="loomis-app-"))
+        self._pruned = 0.0
 
     def estimator(self, stream: bool):
         with self._lock:
@@ -210,6 +213,7 @@ class LoomisApp:
         Gradio copies a file into its cache under a new name and renames it into place,
         while it rewrites an image's cache file in place, and two visitors sent the
         same picture at once could be served the half-written file."""
+        self._prune()
         folder = Path(tempfile.mkdtemp(dir=self._files))
         path = folder / name
         if isinstance(data, Image.Image):
@@ -217,6 +221,21 @@ class LoomisApp:
         else:
             path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
         return str(path)
+
+    def _prune(self, every: float = 60.0) -> None:
+        """Delete the files this app wrote more than FILE_LIFETIME seconds ago (Gradio
+        serves its own copies), looking at most once a minute."""
+        now = time.time()
+        with self._lock:
+            if now - self._pruned < every:
+                return
+            self._pruned = now
+        for folder in self._files.iterdir():
+            try:
+                if now - folder.stat().st_mtime > FILE_LIFETIME:
+                    shutil.rmtree(folder, ignore_errors=True)
+            except OSError:
+                pass
 
     def _steps(self, steps) -> list[tuple[str, str]]:
         return [(self._file(f"step-{s.number}.png", s.image), s.caption) for s in steps]

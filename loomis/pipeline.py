@@ -34,17 +34,16 @@ from loomis.draw import DrawStyle
 from loomis.engine import (BACKGROUNDS, GRAPHITE, INK, construction_strokes, feature_strokes, ink,
                            line_width, make_background)
 from loomis.head import LoomisProportions, Stroke, construction_lines
-from loomis.imageio import ImageError, ImageLike, load_image
-from loomis.imageio import binarize
+from loomis.imageio import ImageError, ImageLike, binarize, load_image
 from loomis.pose import FacePose, NoFaceError, PoseConfig, PoseEstimator
 from loomis.proportions import FaceProportions, measure
 
 if TYPE_CHECKING:
     from loomis.runtime import GraphTranslator as Translator
 
-__all__ = ["GEOMETRIC", "HEAD_MARGIN", "FRAMINGS", "Head", "Drawing", "photo_to_drawing", "find_heads",
-           "sketch_to_photo", "head_square", "crop_camera", "cut_square", "ink_square",
-           "NoFaceError", "NoDrawingError"]
+__all__ = ["GEOMETRIC", "HEAD_MARGIN", "FRAMINGS", "Head", "Drawing", "photo_to_drawing",
+           "find_heads", "sketch_to_photo", "frame", "head_square", "crop_camera", "cut_square",
+           "ink_square", "NoFaceError", "NoDrawingError"]
 
 #: The engine name of the geometric engine (the generators go by their registry names).
 GEOMETRIC = "geometric"
@@ -106,7 +105,8 @@ class Drawing:
     ``strokes`` (the construction) and ``features`` (the face's own lines) are in the
     photo's pixels; ``crop`` is the box ``(x0, y0, x1, y1)`` of the photo's pixels the
     picture shows (it may reach past the photo on paper); ``base`` is the surface the
-    lines were drawn on, cropped like ``image``; ``style`` how they were drawn."""
+    lines were drawn on (``background``: paper, faded, pencil or photo), cropped like
+    ``image``; ``style`` how they were drawn."""
 
     image: Image.Image
     heads: list[Head]
@@ -116,6 +116,7 @@ class Drawing:
     style: DrawStyle = GRAPHITE
     base: Image.Image | None = None
     crop: tuple[int, int, int, int] = (0, 0, 0, 0)
+    background: str = "paper"
 
     def render(self, strokes: list[Stroke] | None = None, features: list[Stroke] | None = None,
                style: DrawStyle | None = None) -> Image.Image:
@@ -335,7 +336,7 @@ def photo_to_drawing(image: ImageLike, engine: str = GEOMETRIC, *,
     fstrokes = [s for face in drawn_faces for s in feature_strokes(face)] if features else []
     crop = frame(heads, photo.size, framing, background)
     base = Image.fromarray(_cropped(canvas, crop, style.paper))
-    drawing = Drawing(base, heads, engine, strokes, fstrokes, style, base, crop)
+    drawing = Drawing(base, heads, engine, strokes, fstrokes, style, base, crop, background)
     return dataclasses.replace(drawing, image=drawing.render())
 
 

@@ -60,10 +60,9 @@ def construction_steps(drawing: Drawing) -> list[Step]:
     for number, (title, kinds) in enumerate(STEPS, 1):
         new = [s for s in drawing.strokes if s.kind in kinds]
         last = number == len(STEPS)
-        features = drawing.features if last else []
-        if not new and not features:
+        if not new and not last:        # nothing of this step in view
             continue
-        if last:        # the finished drawing itself
+        if last:        # the finished drawing itself, features and all
             image = drawing.image
         else:
             image = drawing.render(done, [], pale)

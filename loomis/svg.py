@@ -35,7 +35,8 @@ def drawing_svg(drawing: Drawing, photo: bool | None = None) -> str:
     style = drawing.style
     unit = line_unit(style, (w, h))
     if photo is None:
-        photo = drawing.base is not None and bool(np.asarray(drawing.base).min() < 250)
+        photo = drawing.background != "paper"
+    photo = photo and drawing.base is not None
     out = [f'<svg {_NS} width="{w}" height="{h}" viewBox="{x0} {y0} {w} {h}">',
            "<title>Loomis head construction</title>"]
     out.append(_layer("surface", "Photo" if photo else "Paper", [

@@ -504,3 +504,16 @@ def test_a_users_mistake_is_logged_as_one_line(server, caplog):
         demo.loomis.photo_to_drawing(None)
     (record,) = [r for r in caplog.records if r.name == "loomis.app"]
     assert record.getMessage().startswith("refused: No photo yet") and record.exc_info is None
+
+
+def test_the_files_the_app_writes_are_deleted_after_their_lifetime(server, monkeypatch):
+    import time
+
+    import app
+    demo, _ = server
+    old = Path(demo.loomis._file("old.svg", "<svg/>"))
+    past = time.time() - app.FILE_LIFETIME - 10
+    os.utime(old.parent, (past, past))
+    monkeypatch.setattr(demo.loomis, "_pruned", 0.0)
+    new = Path(demo.loomis._file("new.svg", "<svg/>"))
+    assert not old.exists() and new.read_text() == "<svg/>"
