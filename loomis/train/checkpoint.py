@@ -72,7 +72,7 @@ def hash_weights(module: torch.nn.Module, h=None):
 
     Every state-dict entry in order, its name then its bytes: the same weights give the
     same digest on every machine, which is what the ONNX cache's file names
-    (``loomis.train.inference``) and the training runs' weight records (``train/_loop.py``) key
+    (``loomis.train.inference``) and the training runs' weight records (:mod:`loomis.train.loop`) key
     on."""
     if h is None:
         h = hashlib.sha256()
