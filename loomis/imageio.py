@@ -158,9 +158,13 @@ def _fit(w: int, h: int, max_side: int) -> tuple[int, int]:
     return max(1, round(w * s)), max(1, round(h * s))
 
 
-def _check_header(name: str, w: int, h: int, min_size: int) -> None:
+def _check_size(name: str, w: int, h: int, min_size: int, pixels: int | None = None) -> None:
+    """Refuse a ``w``×``h`` picture smaller than ``min_size`` a side, or one whose pixels
+    to decode (``pixels``: all of them unless it is decoded reduced) pass MAX_PIXELS."""
     if min(w, h) < min_size:
         raise _too_small(name, w, h, min_size)
+    if (w * h if pixels is None else pixels) > MAX_PIXELS:
+        raise _too_large(name, w, h, w * h)
 
 
 def _decode(fp, name: str, min_size: int, max_side: int | None
@@ -177,11 +181,9 @@ def _decode(fp, name: str, min_size: int, max_side: int | None
     except Exception:       # Pillow's plugins raise many kinds on a malformed header
         raise _unreadable(name, fp) from None
     w, h = img.size
-    _check_header(name, w, h, min_size)
     if max_side and max(w, h) > max_side and img.format in ("JPEG", "MPO"):
         img.draft(None, _fit(w, h, max_side))       # decoded at 1/2, 1/4 or 1/8 size
-    if img.width * img.height > MAX_PIXELS:
-        raise _too_large(name, w, h, w * h)
+    _check_size(name, w, h, min_size, img.width * img.height)
     try:
         img.load()
     except MemoryError:
@@ -198,16 +200,12 @@ def _open(src: ImageLike, min_size: int, max_side: int | None) -> tuple[Image.Im
     if isinstance(src, np.ndarray):
         name = "the image array"
         w, h = _array_size(src)
-        _check_header(name, w, h, min_size)
-        if w * h > MAX_PIXELS:
-            raise _too_large(name, w, h, w * h)
+        _check_size(name, w, h, min_size)
         return _array_to_pil(src), name, (w, h)
     if isinstance(src, Image.Image):
         name = "the image"
         w, h = src.size
-        _check_header(name, w, h, min_size)
-        if w * h > MAX_PIXELS:
-            raise _too_large(name, w, h, w * h)
+        _check_size(name, w, h, min_size)
         try:
             src.load()
         except MemoryError:
